@@ -1,0 +1,46 @@
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+/** A mistake in how the command was called: exit code 2 and the verb's usage. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/**
+ * Parses a verb's flags strictly: unknown flags, missing values and stray
+ * positionals are usage errors that name the offender.
+ */
+export function parseVerbArgs<O extends Options>(argv: string[], options: O, positionals: number) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const help = (parsed.values as { help?: boolean }).help === true;
+  if (!help && parsed.positionals.length !== positionals) {
+    throw new UsageError(
+      positionals === 0
+        ? `unexpected argument \`${parsed.positionals[0]}\``
+        : `expected ${positionals} argument(s), got ${parsed.positionals.length}`,
+    );
+  }
+  return parsed;
+}
+
+/** The value of a required flag. */
+export function required(values: Record<string, unknown>, name: string): string {
+  const value = values[name];
+  if (typeof value !== "string" || value === "") throw new UsageError(`missing --${name}`);
+  return value;
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses a duration like `90s`, `15m`, `24h` or `7d` into milliseconds. */
+export function parseDuration(flag: string, text: string): number {
+  const match = /^(\d{1,6})([smhd])$/.exec(text);
+  if (!match) throw new UsageError(`expected --${flag} like 24h (s, m, h or d), got \`${text}\``);
+  return Number(match[1]) * DURATION_UNITS_MS[match[2]!]!;
+}

@@ -1,0 +1,171 @@
+import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
+import { VmtreeError } from "../errors.ts";
+import { connectAdmin, type NodeAdmin } from "../node/admin-client.ts";
+import { initRoot, joinParent } from "../node/enrolment.ts";
+import { VmtreeNode } from "../node/node.ts";
+import { parseDuration, parseVerbArgs, required, UsageError } from "./args.ts";
+import { cameraJson, camerasText, statusJson, statusText } from "./format.ts";
+
+const USAGE = `vmtree: join a video-surveillance site to a national tree of sites
+
+Usage:
+  vmtree init --data DIR --site ID --listen HOST:PORT [--advertise HOST:PORT]
+  vmtree invite --data DIR --site CHILD_ID [--ttl 24h]
+  vmtree join --data DIR --token TOKEN [--listen HOST:PORT] [--advertise HOST:PORT]
+  vmtree serve --data DIR [--parent HOST:PORT]
+  vmtree status --data DIR [--json]
+  vmtree cameras import --data DIR FILE
+  vmtree cameras list --data DIR [--site ID] [--json]
+
+  init     create a root (national) node and the tree's root CA in DIR
+  invite   print a single-use join token for a direct child (and nothing else)
+  join     enrol DIR as a child of the node that issued TOKEN
+  serve    run the node: serve children, keep the link to the parent
+  status   this node, its parent link and its children
+  cameras  import this site's inventory (CSV or JSON), list the subtree's cameras
+
+Commands that change or read a node use the running node's admin socket when it
+is running and the data directory directly when it is not.
+Exit codes: 0 success, 1 operation failed, 2 usage error.
+`;
+
+type Out = { stdout: (text: string) => void; stderr: (text: string) => void };
+const defaultOut: Out = { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) };
+
+/** Runs the CLI with `argv` (without node and script) and resolves with the exit code. */
+export async function main(argv: string[], out: Out = defaultOut): Promise<number> {
+  const [verb, ...rest] = argv;
+  try {
+    switch (verb) {
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        out.stdout(USAGE);
+        return verb === undefined ? 2 : 0;
+      case "init":
+        return await init(rest, out);
+      case "invite":
+        return await invite(rest, out);
+      case "join":
+        return await join(rest, out);
+      case "serve":
+        return await serve(rest, out);
+      case "status":
+        return await status(rest, out);
+      case "cameras":
+        return await cameras(rest, out);
+      default:
+        throw new UsageError(`unknown command \`${verb}\``);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      out.stderr(`vmtree: ${error.message}\nRun \`vmtree --help\` for usage.\n`);
+      return 2;
+    }
+    out.stderr(`vmtree: ${VmtreeError.from(error).message}\n`);
+    return 1;
+  }
+}
+
+function helpFor(values: { help?: boolean | undefined }, out: Out): boolean {
+  if (values.help) out.stdout(USAGE);
+  return values.help === true;
+}
+
+async function init(argv: string[], out: Out): Promise<number> {
+  const { values } = parseVerbArgs(argv, { data: { type: "string" }, site: { type: "string" }, listen: { type: "string" }, advertise: { type: "string" } }, 0);
+  if (helpFor(values, out)) return 0;
+  const result = await initRoot({ dataDir: required(values, "data"), site: required(values, "site"), listen: required(values, "listen"), advertise: values.advertise });
+  out.stdout(`initialised root node ${result.site}; root CA fingerprint sha256:${result.caFingerprint}\n`);
+  return 0;
+}
+
+async function invite(argv: string[], out: Out): Promise<number> {
+  const { values } = parseVerbArgs(argv, { data: { type: "string" }, site: { type: "string" }, ttl: { type: "string" } }, 0);
+  if (helpFor(values, out)) return 0;
+  const ttlMs = values.ttl === undefined ? 24 * 3_600_000 : parseDuration("ttl", values.ttl);
+  const result = await withAdmin(required(values, "data"), (admin) => admin.createInvite(required(values, "site"), Math.ceil(ttlMs / 1000)));
+  out.stdout(`${result.token}\n`);
+  return 0;
+}
+
+async function join(argv: string[], out: Out): Promise<number> {
+  const { values } = parseVerbArgs(argv, { data: { type: "string" }, token: { type: "string" }, listen: { type: "string" }, advertise: { type: "string" } }, 0);
+  if (helpFor(values, out)) return 0;
+  const result = await joinParent({
+    dataDir: required(values, "data"),
+    token: required(values, "token"),
+    listen: values.listen ?? "127.0.0.1:0",
+    advertise: values.advertise,
+  });
+  out.stdout(`joined ${result.parent} as ${result.site} (epoch ${result.epoch}); start it with \`vmtree serve --data ${values.data}\`\n`);
+  return 0;
+}
+
+async function serve(argv: string[], out: Out): Promise<number> {
+  const { values } = parseVerbArgs(argv, { data: { type: "string" }, parent: { type: "string" } }, 0);
+  if (helpFor(values, out)) return 0;
+  const node = await VmtreeNode.open(required(values, "data"));
+  try {
+    await node.serve({ parentAddress: values.parent });
+  } catch (error) {
+    await node.close();
+    throw error;
+  }
+  out.stdout(`vmtree node ${node.config.site} serving on ${node.listen}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off("SIGTERM", stop);
+      process.off("SIGINT", stop);
+      resolve();
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  });
+  await node.close();
+  out.stdout(`vmtree node ${node.config.site} stopped\n`);
+  return 0;
+}
+
+async function status(argv: string[], out: Out): Promise<number> {
+  const { values } = parseVerbArgs(argv, { data: { type: "string" }, json: { type: "boolean" } }, 0);
+  if (helpFor(values, out)) return 0;
+  const result = await withAdmin(required(values, "data"), (admin) => admin.status());
+  out.stdout(values.json ? `${JSON.stringify(statusJson(result), null, 2)}\n` : statusText(result));
+  return 0;
+}
+
+async function cameras(argv: string[], out: Out): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === "import") {
+    const { values, positionals } = parseVerbArgs(rest, { data: { type: "string" } }, 1);
+    if (helpFor(values, out)) return 0;
+    const file = positionals[0]!;
+    const content = await readFile(file).catch((cause: unknown) => {
+      throw new VmtreeError("invalid_input", `cannot read ${file}: ${(cause as Error).message}`, { cause });
+    });
+    const counts = await withAdmin(required(values, "data"), (admin) => admin.importCameras(basename(file), content));
+    out.stdout(`imported ${file}: ${counts.added} added, ${counts.changed} changed, ${counts.removed} removed, ${counts.unchanged} unchanged\n`);
+    return 0;
+  }
+  if (sub === "list") {
+    const { values } = parseVerbArgs(rest, { data: { type: "string" }, site: { type: "string" }, json: { type: "boolean" } }, 0);
+    if (helpFor(values, out)) return 0;
+    const result = await withAdmin(required(values, "data"), (admin) => admin.listCameras(values.site ?? ""));
+    const list = result.cameras.flatMap((c) => (c.camera ? [cameraJson(c.site, c.camera)] : []));
+    out.stdout(values.json ? `${JSON.stringify(list, null, 2)}\n` : camerasText(result.cameras));
+    return 0;
+  }
+  throw new UsageError(sub === undefined ? "expected `cameras import` or `cameras list`" : `unknown command \`cameras ${sub}\``);
+}
+
+async function withAdmin<T>(dataDir: string, use: (admin: NodeAdmin) => Promise<T>): Promise<T> {
+  const admin = await connectAdmin(dataDir);
+  try {
+    return await use(admin);
+  } finally {
+    await admin.close();
+  }
+}

@@ -1,0 +1,156 @@
+import { X509Certificate } from "node:crypto";
+import { rm } from "node:fs/promises";
+import { VmtreeError } from "../errors.ts";
+import { EnrolmentServiceClient, type JoinResponse } from "../gen/vmtree/v1/enrolment.ts";
+import { channelOptionsFor, clientCredentials, unverifiedCredentials } from "../link/tls.ts";
+import { unaryCall } from "../link/unary-call.ts";
+import { createCsr, createRootCa, fingerprint, generateKeyPair, signCsr, splitPemBundle } from "../pki/certificates.ts";
+import { decodeJoinToken } from "../pki/join-token.ts";
+import { assertSiteId, parentOf } from "../pki/site-id.ts";
+import { checkListenAddress } from "./address.ts";
+import { DataDir, writeAtomically } from "./data-dir.ts";
+
+const CALL_TIMEOUT_MS = 15_000;
+
+/**
+ * Creates a root node in an empty data directory: the tree's root CA and the root
+ * node's certificate signed by it.
+ * Rejects with `already_exists` when the directory already holds a node.
+ */
+export async function initRoot(options: { dataDir: string; site: string; listen: string; advertise?: string | undefined }): Promise<{ site: string; caFingerprint: string }> {
+  const site = assertSiteId(options.site);
+  checkListenAddress(options.listen);
+  const dir = await emptyDataDir(options.dataDir);
+  const caKeys = await generateKeyPair();
+  const rootCa = createRootCa(site, caKeys);
+  const nodeKeys = await generateKeyPair();
+  const nodeCert = signCsr(createCsr(site, "node", nodeKeys), site, "node", { certPem: rootCa, privateKeyPem: caKeys.privateKeyPem });
+  await writeIdentity(dir, {
+    rootCa,
+    nodeCertChain: nodeCert + rootCa,
+    nodeKey: nodeKeys.privateKeyPem,
+    caCertChain: rootCa,
+    caKey: caKeys.privateKeyPem,
+  });
+  await dir.writeConfig({ site, epoch: 1, listen: options.listen, ...advertised(options.advertise), createdAt: new Date().toISOString() });
+  return { site, caFingerprint: fingerprint(rootCa) };
+}
+
+/**
+ * Enrols a child with a join token: pins the root CA by the token's fingerprint,
+ * sends CSRs with the token's secret, and writes the issued certificates. Nothing is
+ * written unless the parent accepted.
+ */
+export async function joinParent(options: { dataDir: string; token: string; listen: string; advertise?: string | undefined }): Promise<{ site: string; parent: string; epoch: number }> {
+  const decoded = decodeJoinToken(options.token);
+  if (!decoded.ok) throw decoded.error;
+  const token = decoded.value;
+  checkListenAddress(options.listen);
+  const expectedParent = parentOf(token.site);
+  if (!expectedParent) throw new VmtreeError("invalid_argument", `the token names ${token.site}, a root id; a child id has a parent segment`);
+  if (token.expiresMs <= Date.now()) {
+    throw new VmtreeError("permission_denied", `the join token expired at ${new Date(token.expiresMs).toISOString()}; ask for a new one`);
+  }
+  const dir = await emptyDataDir(options.dataDir, { create: false });
+
+  const bundle = await withClient(new EnrolmentServiceClient(token.address, unverifiedCredentials(), channelOptionsFor(expectedParent)), (client) =>
+    unaryCall(client.getTrustBundle.bind(client), {}, CALL_TIMEOUT_MS),
+  );
+  const presented = fingerprint(bundle.root_ca_pem);
+  if (presented !== token.caFingerprint) {
+    throw new VmtreeError(
+      "permission_denied",
+      `the parent at ${token.address} presents root CA ${presented}, but the token pins ${token.caFingerprint}; not joining`,
+    );
+  }
+  if (bundle.parent_site !== expectedParent) {
+    throw new VmtreeError("permission_denied", `the node at ${token.address} is ${bundle.parent_site}, not ${expectedParent}`);
+  }
+
+  const nodeKeys = await generateKeyPair();
+  const caKeys = await generateKeyPair();
+  const verified = new EnrolmentServiceClient(token.address, clientCredentials({ rootCa: bundle.root_ca_pem }, expectedParent), channelOptionsFor(expectedParent));
+  const response = await withClient(verified, (client) =>
+    unaryCall(
+      client.join.bind(client),
+      {
+        site: token.site,
+        secret: token.secret,
+        node_csr_pem: createCsr(token.site, "node", nodeKeys),
+        ca_csr_pem: createCsr(token.site, "ca", caKeys),
+      },
+      CALL_TIMEOUT_MS,
+    ),
+  );
+  checkIssued(response, bundle.root_ca_pem, token.site);
+  await dir.create();
+  await writeIdentity(dir, {
+    rootCa: bundle.root_ca_pem,
+    nodeCertChain: response.node_cert_chain_pem,
+    nodeKey: nodeKeys.privateKeyPem,
+    caCertChain: response.ca_cert_chain_pem,
+    caKey: caKeys.privateKeyPem,
+  });
+  await dir.writeConfig({
+    site: token.site,
+    epoch: response.epoch,
+    listen: options.listen,
+    parent: { site: expectedParent, address: token.address },
+    ...advertised(options.advertise),
+    createdAt: new Date().toISOString(),
+  });
+  return { site: token.site, parent: expectedParent, epoch: response.epoch };
+}
+
+function advertised(address: string | undefined): { advertise?: string } {
+  if (address === undefined) return {};
+  if (checkListenAddress(address).port === 0) throw new VmtreeError("invalid_argument", `--advertise needs a real port, got \`${address}\``);
+  return { advertise: address };
+}
+
+async function emptyDataDir(path: string, options = { create: true }): Promise<DataDir> {
+  const dir = new DataDir(path);
+  if (await dir.exists()) {
+    const existing = await dir.readConfig();
+    throw new VmtreeError("already_exists", `${dir.root} already holds node ${existing.site}; use an empty directory`);
+  }
+  if (options.create) await dir.create();
+  return dir;
+}
+
+/** Checks that the issued certificates chain to the pinned root and name the site. */
+function checkIssued(response: JoinResponse, rootCaPem: string, site: string): void {
+  const chain = splitPemBundle(response.node_cert_chain_pem).map((pem) => new X509Certificate(pem));
+  const root = new X509Certificate(rootCaPem);
+  const ok =
+    chain.length >= 2 &&
+    chain[0]?.subject.includes(`CN=${site}`) &&
+    chain.every((cert, i) => cert.verify((chain[i + 1] ?? root).publicKey)) &&
+    chain.at(-1)?.fingerprint256 === root.fingerprint256;
+  if (!ok) throw new VmtreeError("permission_denied", "the parent returned certificates that do not chain to the pinned root CA");
+}
+
+async function writeIdentity(
+  dir: DataDir,
+  pem: { rootCa: string; nodeCertChain: string; nodeKey: string; caCertChain: string; caKey: string },
+): Promise<void> {
+  try {
+    await writeAtomically(dir.nodeKeyFile, pem.nodeKey, 0o600);
+    await writeAtomically(dir.caKeyFile, pem.caKey, 0o600);
+    await writeAtomically(dir.rootCaFile, pem.rootCa, 0o644);
+    await writeAtomically(dir.nodeCertFile, pem.nodeCertChain, 0o644);
+    await writeAtomically(dir.caCertFile, pem.caCertChain, 0o644);
+  } catch (cause) {
+    await rm(dir.tlsDir, { recursive: true, force: true });
+    throw new VmtreeError("internal", `cannot write the certificates into ${dir.tlsDir}`, { cause });
+  }
+}
+
+/** Runs `use` and closes the client whatever the outcome. */
+async function withClient<C extends { close(): void }, T>(client: C, use: (client: C) => Promise<T>): Promise<T> {
+  try {
+    return await use(client);
+  } finally {
+    client.close();
+  }
+}

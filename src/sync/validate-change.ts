@@ -1,0 +1,46 @@
+import { VmtreeError } from "../errors.ts";
+import type { Camera, CameraChange } from "../gen/vmtree/v1/inventory.ts";
+import { checkSiteId, isInSubtree } from "../pki/site-id.ts";
+
+/** Most changes one batch may carry. */
+export const MAX_BATCH_CHANGES = 1000;
+const MAX_STRING = 512;
+const CAMERA_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * Checks a batch received from `childSite`: every origin inside the child's subtree
+ * (the child's certificate decides that, not the message), sane ids and numbers, and
+ * sequences strictly increasing per origin.
+ * Throws `permission_denied` for an origin outside the subtree, `invalid_argument` otherwise.
+ */
+export function validateBatch(changes: readonly CameraChange[], childSite: string): void {
+  if (changes.length > MAX_BATCH_CHANGES) {
+    throw new VmtreeError("invalid_argument", `a batch carries at most ${MAX_BATCH_CHANGES} changes, got ${changes.length}`);
+  }
+  const lastSeq = new Map<string, number>();
+  for (const change of changes) {
+    const origin = checkSiteId(change.origin);
+    if (!origin.ok) throw origin.error;
+    if (!isInSubtree(change.origin, childSite)) {
+      throw new VmtreeError("permission_denied", `site ${childSite} may not send data for ${change.origin}`);
+    }
+    if (!Number.isSafeInteger(change.epoch) || change.epoch < 1) invalid("epoch", change.epoch);
+    if (!Number.isSafeInteger(change.seq) || change.seq < 1) invalid("seq", change.seq);
+    if ((lastSeq.get(change.origin) ?? 0) >= change.seq) invalid("seq (not increasing)", change.seq);
+    lastSeq.set(change.origin, change.seq);
+    if (!CAMERA_ID.test(change.camera_id)) invalid("camera_id", change.camera_id);
+    if (change.camera) validateCamera(change.camera, change.camera_id);
+  }
+}
+
+function validateCamera(camera: Camera, cameraId: string): void {
+  if (camera.camera_id !== cameraId) invalid("camera.camera_id", camera.camera_id);
+  for (const [field, value] of Object.entries(camera)) {
+    if (typeof value === "string" && value.length > MAX_STRING) invalid(field, `${value.slice(0, 32)}…`);
+    if (typeof value === "number" && !Number.isFinite(value)) invalid(field, value);
+  }
+}
+
+function invalid(field: string, value: unknown): never {
+  throw new VmtreeError("invalid_argument", `invalid ${field}: ${JSON.stringify(String(value))}`);
+}

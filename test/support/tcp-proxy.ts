@@ -39,7 +39,12 @@ export interface TcpProxy {
   cut(): void;
   /** Takes the link down: destroys every current connection and refuses new ones until `resume()`. */
   pause(): void;
-  /** Brings the link back up after `pause()`. */
+  /**
+   * Keeps every connection open but silently drops every byte in both directions, as a
+   * dead peer or a broken route would: only timeouts and keepalives can notice it.
+   */
+  blackhole(): void;
+  /** Brings the link back up after `pause()` or `blackhole()` (blackholed connections are cut). */
   resume(): void;
   /** Changes where new connections go; current connections keep their target. */
   setTarget(target: ProxyTarget): void;
@@ -60,6 +65,8 @@ const QUEUE_HIGH_WATER_BYTES = 1024 * 1024;
 interface ForwardStats {
   delivered(bytes: number): void;
   buffered(bytes: number): void;
+  /** True while the proxy drops everything it reads. */
+  dropping(): boolean;
 }
 
 interface DelayedChunk {
@@ -104,7 +111,7 @@ class Forwarder {
   }
 
   #onData(chunk: Buffer): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#stats.dropping()) return;
     if (this.#delayMs === 0) {
       this.#write(chunk);
     } else {
@@ -223,6 +230,7 @@ class LoopbackProxy implements TcpProxy {
   readonly #live = new Set<ProxiedConnection>();
   #target: ProxyTarget;
   #paused = false;
+  #blackholed = false;
   #state: ProxyState = "open";
   #closing: Promise<void> | undefined;
   #bytesUpstream = 0;
@@ -233,10 +241,12 @@ class LoopbackProxy implements TcpProxy {
   readonly #upstreamStats: ForwardStats = {
     delivered: (bytes) => (this.#bytesUpstream += bytes),
     buffered: (bytes) => this.#noteBuffered(bytes),
+    dropping: () => this.#blackholed,
   };
   readonly #downstreamStats: ForwardStats = {
     delivered: (bytes) => (this.#bytesDownstream += bytes),
     buffered: (bytes) => this.#noteBuffered(bytes),
+    dropping: () => this.#blackholed,
   };
 
   /** Takes over a server that is already listening on a TCP port. */
@@ -284,7 +294,14 @@ class LoopbackProxy implements TcpProxy {
     this.cut();
   }
 
+  blackhole(): void {
+    this.#blackholed = true;
+  }
+
   resume(): void {
+    // A blackholed connection lost bytes mid-stream; it can only be thrown away.
+    if (this.#blackholed) this.cut();
+    this.#blackholed = false;
     this.#paused = false;
   }
 

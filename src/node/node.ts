@@ -8,7 +8,7 @@ import { parseInventory } from "../inventory/parse-inventory.ts";
 import { ChildLinks } from "../link/child-links.ts";
 import { createEnrolmentService } from "../link/enrolment-service.ts";
 import { LINK_SERVER_OPTIONS } from "../link/grpc-options.ts";
-import { bindServer, shutdownServer } from "../link/grpc-server.ts";
+import { bindServer, raiseReceiveWindow, shutdownServer } from "../link/grpc-server.ts";
 import { createParentService } from "../link/parent-service.ts";
 import { clientCredentials, serverCredentials } from "../link/tls.ts";
 import { Uplink } from "../link/uplink.ts";
@@ -141,6 +141,7 @@ export class VmtreeNode {
     this.#linkServer = server;
     const { host, port } = checkListenAddress(this.config.listen);
     const bound = await bindServer(server, this.config.listen, serverCredentials(this.dir));
+    raiseReceiveWindow(server, this.log);
     this.#listen = `${host}:${bound}`;
     if (port === 0) {
       // Children dial the address in their token for ever; keep the port that was picked.

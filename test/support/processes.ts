@@ -27,6 +27,8 @@ export interface SpawnOptions {
   cwd?: string;
   /** Written to the child's stdin, which is then closed; without it stdin is `/dev/null`. */
   input?: string | Uint8Array;
+  /** Characters kept of each output stream; default {@link OUTPUT_LIMIT}. */
+  outputLimit?: number;
 }
 
 /** A child process whose output is captured and which {@link killAll} will clean up. */
@@ -92,9 +94,11 @@ class CapturedStream {
   #partialLine = "";
   #ended = false;
   readonly #onLine: (line: string) => void;
+  readonly #limit: number;
 
-  constructor(onLine: (line: string) => void) {
+  constructor(onLine: (line: string) => void, limit: number) {
     this.#onLine = onLine;
+    this.#limit = limit;
   }
 
   get text(): string {
@@ -111,7 +115,7 @@ class CapturedStream {
   }
 
   append(chunk: string): void {
-    this.#text = (this.#text + chunk).slice(-OUTPUT_LIMIT);
+    this.#text = (this.#text + chunk).slice(-this.#limit);
     const parts = (this.#partialLine + chunk).split("\n");
     this.#partialLine = parts.pop() ?? "";
     for (const line of parts) this.#onLine(stripCarriageReturn(line));
@@ -164,12 +168,12 @@ class ChildHandle implements ManagedProcess {
   #exit: ProcessExit | undefined;
   #closed = false;
 
-  constructor(child: ChildProcess, description: string) {
+  constructor(child: ChildProcess, description: string, outputLimit: number) {
     this.#child = child;
     this.#description = description;
     this.pid = child.pid ?? -1;
-    this.#out = new CapturedStream((line) => this.#onLine(line));
-    this.#err = new CapturedStream((line) => this.#onLine(line));
+    this.#out = new CapturedStream((line) => this.#onLine(line), outputLimit);
+    this.#err = new CapturedStream((line) => this.#onLine(line), outputLimit);
     child.stdout?.setEncoding("utf8").on("data", (chunk: string) => this.#out.append(chunk));
     child.stderr?.setEncoding("utf8").on("data", (chunk: string) => this.#err.append(chunk));
     this.exited = new Promise((resolve) => {
@@ -289,7 +293,7 @@ function startChild(command: string, args: readonly string[], opts: SpawnOptions
     child.stdin?.on("error", () => {});
     child.stdin?.end(opts.input);
   }
-  const handle = new ChildHandle(child, [path.basename(command), ...args].join(" "));
+  const handle = new ChildHandle(child, [path.basename(command), ...args].join(" "), opts.outputLimit ?? OUTPUT_LIMIT);
   if (handle.pid !== -1) running.add(handle);
   return handle;
 }
@@ -310,7 +314,8 @@ export function spawnNode(args: readonly string[], opts: SpawnOptions = {}): Man
 export async function runProcess(command: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
   checkTimeout("timeoutMs", timeoutMs);
-  const child = startChild(command, args, { env: opts.env, cwd: opts.cwd, input: opts.input });
+  // A command run to completion is judged by its whole output (a JSON listing, say).
+  const child = startChild(command, args, { env: opts.env, cwd: opts.cwd, input: opts.input, outputLimit: Infinity });
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<"timeout">((resolve) => {
     timer = setTimeout(() => resolve("timeout"), clampTimer(timeoutMs));

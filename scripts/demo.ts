@@ -1,0 +1,285 @@
+/**
+ * `npm run demo`: a national tree of seven vmtree nodes on loopback, each node and each
+ * command its own OS process driven through the `vmtree` CLI. It enrols the tree, imports
+ * three site inventories, shows the national view, takes a region down while one of its
+ * sites keeps changing its inventory, brings the region back and checks that the national
+ * view converges with exactly the changes made during the outage.
+ */
+import { resolve } from "node:path";
+import { writeChangedInventory, type InventoryChange } from "./demo/akimat-change.ts";
+import { Checks } from "./demo/checks.ts";
+import { Cluster } from "./demo/cluster.ts";
+import type { DemoNode, NodeStatus, SiteCamera } from "./demo/demo-node.ts";
+import { describeChanges, nationalTable, summarise, withCredentials } from "./demo/national-view.ts";
+import { createOutput, seconds, type Output } from "./demo/output.ts";
+import { DEMO_DIR, REPO_ROOT, shown } from "./demo/paths.ts";
+import { waitFor } from "./demo/wait.ts";
+
+const ROOT = "kz";
+const REGIONS = ["kz.ala", "kz.ast", "kz.shy"];
+const SITES = [
+  { site: "kz.ala.metro-01", inventory: "examples/inventory/kz.ala.metro-01.csv", cameras: 40 },
+  { site: "kz.ast.akimat", inventory: "examples/inventory/kz.ast.akimat.json", cameras: 24 },
+  { site: "kz.shy.road-a2", inventory: "examples/inventory/kz.shy.road-a2.csv", cameras: 18 },
+];
+const EXPECTED_TOTAL = SITES.reduce((sum, s) => sum + s.cameras, 0);
+/** The region stopped for the outage and the site below it that keeps working meanwhile. */
+const OUTAGE = { region: "kz.ast", site: "kz.ast.akimat", inventory: "examples/inventory/kz.ast.akimat.json" };
+/** One camera changed, one removed, one added during the outage. */
+const EXPECTED_RESENT = 3;
+const TIME_BUDGET_MS = 120_000;
+const WAIT_MS = 30_000;
+const STEPS = 7;
+
+const CHECKS = {
+  tree: "tree enrolled",
+  cameras: `${EXPECTED_TOTAL} cameras at national`,
+  credentials: "no credentials in stream_url at national",
+  autonomy: "site works on its own during the outage",
+  convergence: "convergence after the outage",
+  resent: `exactly ${EXPECTED_RESENT} changes re-sent`,
+  time: "within two minutes",
+} as const;
+
+/** What the steps share. */
+interface Demo {
+  cluster: Cluster;
+  checks: Checks<keyof typeof CHECKS>;
+  out: Output;
+  signal: AbortSignal;
+  /** Every national view fetched, to check that no credentials reached the national node. */
+  nationalViews: SiteCamera[][];
+}
+
+/**
+ * Runs the demo and resolves with the exit code: 0 when every check passed, 130 when
+ * interrupted, 1 otherwise. Every node it started is stopped before it resolves, also on
+ * errors, Ctrl-C and SIGTERM; a second Ctrl-C kills the nodes and exits at once.
+ */
+export async function main(): Promise<number> {
+  const out = createOutput(STEPS, performance.now());
+  const abort = new AbortController();
+  const checks = new Checks(CHECKS);
+  const nationalViews: SiteCamera[][] = [];
+  let cluster: Cluster | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (abort.signal.aborted) {
+      cluster?.killNow();
+      process.exit(130);
+    }
+    out.warn(`${signal}: stopping the demo (again to kill the nodes at once)`);
+    abort.abort(new Error(`interrupted by ${signal}`));
+  };
+  // Last resort should the demo process exit with nodes still running.
+  const onExit = () => cluster?.killNow();
+  process.on("SIGINT", onSignal).on("SIGTERM", onSignal).on("exit", onExit);
+  let failure: unknown;
+  try {
+    out.step(1, "Fresh demo directory");
+    cluster = await Cluster.create(DEMO_DIR, abort.signal, (node, how) => {
+      if (!abort.signal.aborted) out.warn(`${node.site} exited unexpectedly (${how}); see ${shown(node.logFile)}`);
+    });
+    out.line(`${shown(cluster.dir)}/<site>/ holds each node's data, ${shown(cluster.logDir)}/<site>.log its log`);
+    await runScenario({ cluster, checks, out, signal: abort.signal, nationalViews });
+  } catch (error) {
+    failure = error;
+    out.warn(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
+  } finally {
+    out.step(STEPS, "Stop every node and summarise");
+    if (cluster) await stopAll(cluster, out);
+    process.off("SIGINT", onSignal).off("SIGTERM", onSignal).off("exit", onExit);
+  }
+  checkCredentials(checks, nationalViews);
+  const elapsed = out.elapsedMs();
+  checks.record("time", elapsed <= TIME_BUDGET_MS, `${seconds(elapsed)} of ${seconds(TIME_BUDGET_MS)}`);
+  out.line();
+  out.lines(checks.report());
+  const passed = failure === undefined && checks.allPassed;
+  out.line();
+  out.line(`${passed ? "PASS" : "FAIL"}: demo finished in ${seconds(elapsed)}; node logs in ${shown(cluster?.logDir ?? DEMO_DIR)}/`);
+  if (abort.signal.aborted) return 130;
+  return passed ? 0 : 1;
+}
+
+async function runScenario(demo: Demo): Promise<void> {
+  await enrolTree(demo);
+  await importInventories(demo);
+  const before = await showNationalView(demo);
+  const change = await runOutage(demo, before);
+  await reconnect(demo, before, change);
+}
+
+/** Step 2: the root, then each region under it, then each site under its region. */
+async function enrolTree({ cluster, checks, out, signal }: Demo): Promise<void> {
+  out.step(2, "Enrol the tree: init, invite, join, serve");
+  const root = await cluster.createRoot(ROOT);
+  out.line(`${ROOT.padEnd(16)} root         serving on ${root.address}`);
+  for (const site of [...REGIONS, ...SITES.map((s) => s.site)]) {
+    const node = await cluster.enrol(site);
+    out.line(`${site.padEnd(16)} joined ${site.slice(0, site.lastIndexOf(".")).padEnd(6)}  serving on ${node.address}`);
+  }
+  const children = cluster.nodes.filter((node) => node.site !== ROOT);
+  await waitFor(async () => ((await Promise.all(children.map((n) => n.status()))).every(isConnected) ? true : undefined), {
+    what: "every node's parent link to connect",
+    timeoutMs: WAIT_MS,
+    signal,
+  });
+  const detail = `${cluster.nodes.length} nodes serving, ${children.length} of ${children.length} parent links connected`;
+  out.line(detail);
+  checks.record("tree", true, detail);
+}
+
+/** Step 3: each site imports its sample inventory. */
+async function importInventories({ cluster, out }: Demo): Promise<void> {
+  out.step(3, "Import the site inventories");
+  for (const { site, inventory } of SITES) {
+    out.line(`${site.padEnd(16)} ${await cluster.node(site).importCameras(resolve(REPO_ROOT, inventory))}`.replace(`${REPO_ROOT}/`, ""));
+  }
+}
+
+/** Step 4: waits until the national node holds every camera and shows its view. */
+async function showNationalView(demo: Demo): Promise<SiteCamera[]> {
+  const { checks, out } = demo;
+  out.step(4, "National view at kz");
+  const startMs = out.elapsedMs();
+  const cameras = await waitForNationalView(demo, `${EXPECTED_TOTAL} cameras at ${ROOT}`, (view) => view.length >= EXPECTED_TOTAL);
+  out.line(`${ROOT} holds ${cameras.length} cameras, ${seconds(out.elapsedMs() - startMs)} after the last import`);
+  out.line();
+  out.lines(nationalTable(summarise(cameras)));
+  const counts = SITES.map(({ site }) => cameras.filter((c) => c.site === site).length);
+  const expected = SITES.every((s, i) => counts[i] === s.cameras) && cameras.length === EXPECTED_TOTAL;
+  checks.record("cameras", expected, `${counts.join(" + ")} = ${cameras.length}`);
+  return cameras;
+}
+
+/**
+ * Step 5: stops the region, changes the site's inventory while its parent is gone, shows
+ * that the site keeps working and that the national node keeps the old view.
+ */
+async function runOutage(demo: Demo, before: SiteCamera[]): Promise<InventoryChange & { sentBefore: number }> {
+  const { cluster, out } = demo;
+  out.step(5, `Outage: stop ${OUTAGE.region}, change ${OUTAGE.site} meanwhile`);
+  const site = cluster.node(OUTAGE.site);
+  const settled = await waitForStatus(demo, site, "everything acknowledged by its parent", (s) => s.parent?.pending === 0);
+  const sentBefore = settled.parent?.sent ?? 0;
+  out.line(`${OUTAGE.site} has sent ${sentBefore} changes to ${OUTAGE.region}, 0 waiting`);
+  out.line(`${OUTAGE.region} stopped (${await cluster.node(OUTAGE.region).stop()})`);
+  const change = await writeChangedInventory(resolve(REPO_ROOT, OUTAGE.inventory), cluster.dir);
+  out.line(`wrote ${shown(change.file)}: ${describeInventoryChange(change)}`);
+  out.line(`${OUTAGE.site} ${(await site.importCameras(change.file)).replace(`${REPO_ROOT}/`, "")}`);
+  const offline = await waitForStatus(
+    demo,
+    site,
+    `its parent link to drop with ${EXPECTED_RESENT} changes waiting`,
+    (s) => s.parent?.state !== "connected" && s.parent?.pending === EXPECTED_RESENT,
+  );
+  out.line();
+  out.line(`$ vmtree status --data ${shown(site.dataDir)}`);
+  out.lines((await site.statusText()).trimEnd().split("\n"), 2);
+  const during = await fetchNationalView(demo);
+  out.line();
+  out.line(`national view while ${OUTAGE.region} is down:`);
+  out.lines(nationalTable(summarise(during)));
+  const unchanged = describeChanges(before, during).length === 0;
+  demo.checks.record(
+    "autonomy",
+    unchanged && offline.parent?.pending === EXPECTED_RESENT,
+    `import done offline, ${offline.parent?.pending} waiting, national ${unchanged ? "unchanged" : "CHANGED"}`,
+  );
+  return { ...change, sentBefore };
+}
+
+/** Step 6: restarts the region and waits until the national view shows the site's changes. */
+async function reconnect(demo: Demo, before: SiteCamera[], change: InventoryChange & { sentBefore: number }): Promise<void> {
+  const { cluster, checks, out } = demo;
+  out.step(6, `Reconnect: restart ${OUTAGE.region}`);
+  const region = cluster.node(OUTAGE.region);
+  const oldAddress = region.address;
+  const address = await region.serve();
+  out.line(`${OUTAGE.region} serving again on ${address} (${address === oldAddress ? "same port as before" : `was ${oldAddress}`})`);
+  const startMs = out.elapsedMs();
+  const after = await waitForNationalView(demo, `${OUTAGE.site}'s changes at ${ROOT}`, (view) => showsChange(view, change));
+  out.line(`${ROOT} converged ${seconds(out.elapsedMs() - startMs)} after the restart`);
+  checks.record("convergence", true, `${OUTAGE.site}: ${after.filter((c) => c.site === OUTAGE.site).length} cameras, ${describeInventoryChange(change)}`);
+  out.line();
+  out.lines(nationalTable(summarise(after)));
+  out.line();
+  out.line("what changed at national:");
+  out.lines(describeChanges(before, after), 2);
+  const site = cluster.node(OUTAGE.site);
+  const status = await waitForStatus(demo, site, "its parent link to be connected with 0 waiting", (s) => isConnected(s) && s.parent?.pending === 0);
+  out.line();
+  out.line(`$ vmtree status --data ${shown(site.dataDir)}`);
+  out.lines((await site.statusText()).split("\n").filter((line) => line.startsWith("parent")), 2);
+  const resent = (status.parent?.sent ?? 0) - change.sentBefore;
+  out.line(`${OUTAGE.site} sent ${change.sentBefore} changes before the outage, ${status.parent?.sent} now: ${resent} after the reconnect`);
+  checks.record("resent", resent === EXPECTED_RESENT, `${change.sentBefore} before, ${status.parent?.sent} after: ${resent} re-sent`);
+}
+
+/** Step 7, first half: stops every node and says how each one ended. */
+async function stopAll(cluster: Cluster, out: Output): Promise<void> {
+  const nodes = cluster.nodes;
+  const ends = await Promise.all(nodes.map((node) => node.stop()));
+  await cluster.close();
+  nodes.forEach((node, i) => out.line(`${node.site.padEnd(16)} ${ends[i]}`));
+}
+
+function isConnected(status: NodeStatus): boolean {
+  return status.parent?.state === "connected";
+}
+
+/** True when `view` holds the site's inventory as changed during the outage, and nothing older. */
+function showsChange(view: readonly SiteCamera[], change: InventoryChange): boolean {
+  const cameras = new Map(view.filter((c) => c.site === OUTAGE.site).map((c) => [c.camera_id, c]));
+  const modified = cameras.get(change.modified.after.camera_id);
+  return (
+    cameras.size === SITES.find((s) => s.site === OUTAGE.site)!.cameras &&
+    modified?.fps === change.modified.after.fps &&
+    modified.bitrate_kbps === change.modified.after.bitrate_kbps &&
+    !cameras.has(change.removed.camera_id) &&
+    cameras.has(change.added.camera_id)
+  );
+}
+
+function describeInventoryChange({ modified, removed, added }: InventoryChange): string {
+  const { before, after } = modified;
+  return `${after.camera_id} ${before.fps} → ${after.fps} fps, ${before.bitrate_kbps} → ${after.bitrate_kbps} kbit/s; ${removed.camera_id} removed; ${added.camera_id} added`;
+}
+
+/** Records whether any national view fetched held a stream URL with credentials. */
+function checkCredentials(checks: Demo["checks"], views: readonly SiteCamera[][]): void {
+  if (views.length === 0) return;
+  const urls = views.reduce((sum, view) => sum + view.length, 0);
+  const leaked = views.flatMap((view) => withCredentials(view));
+  const example = leaked[0] ? `, e.g. ${leaked[0].site}/${leaked[0].camera_id}` : "";
+  checks.record("credentials", leaked.length === 0, `${leaked.length} of ${urls} URLs in ${views.length} views hold \`@\`${example}`);
+}
+
+/** The national node's cameras, also kept for the credentials check. */
+async function fetchNationalView(demo: Demo): Promise<SiteCamera[]> {
+  const view = await demo.cluster.node(ROOT).listCameras();
+  demo.nationalViews.push(view);
+  return view;
+}
+
+/** Polls the national view (about every 100 ms, at most 30 s) until `done` holds. */
+function waitForNationalView(demo: Demo, what: string, done: (view: SiteCamera[]) => boolean): Promise<SiteCamera[]> {
+  return waitFor(
+    async () => {
+      const view = await fetchNationalView(demo);
+      return done(view) ? view : undefined;
+    },
+    { what, timeoutMs: WAIT_MS, signal: demo.signal },
+  );
+}
+
+/** Polls `node`'s status (about every 100 ms, at most 30 s) until `done` holds. */
+function waitForStatus(demo: Demo, node: DemoNode, what: string, done: (status: NodeStatus) => boolean): Promise<NodeStatus> {
+  return waitFor(
+    async () => {
+      const status = await node.status();
+      return done(status) ? status : undefined;
+    },
+    { what: `${node.site}: ${what}`, timeoutMs: WAIT_MS, signal: demo.signal },
+  );
+}

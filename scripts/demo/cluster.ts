@@ -1,0 +1,88 @@
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { DemoNode } from "./demo-node.ts";
+
+/** The listen address of every node: loopback, and a port the node picks and keeps. */
+export const LISTEN = "127.0.0.1:0";
+
+/**
+ * The demo's tree of nodes, all inside one demo directory: `<dir>/<site>/` is a node's
+ * data directory and `<dir>/logs/<site>.log` its log. `close()` stops every node that
+ * runs; it is idempotent and a second call returns the same promise.
+ */
+export class Cluster {
+  readonly dir: string;
+  readonly logDir: string;
+  readonly #signal: AbortSignal;
+  readonly #onUnexpectedExit: (node: DemoNode, how: string) => void;
+  readonly #nodes = new Map<string, DemoNode>();
+  #closing: Promise<void> | undefined;
+
+  private constructor(dir: string, signal: AbortSignal, onUnexpectedExit: (node: DemoNode, how: string) => void) {
+    this.dir = dir;
+    this.logDir = join(dir, "logs");
+    this.#signal = signal;
+    this.#onUnexpectedExit = onUnexpectedExit;
+  }
+
+  /** Wipes `dir` and creates an empty cluster in it. */
+  static async create(dir: string, signal: AbortSignal, onUnexpectedExit: (node: DemoNode, how: string) => void): Promise<Cluster> {
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(join(dir, "logs"), { recursive: true });
+    return new Cluster(dir, signal, onUnexpectedExit);
+  }
+
+  /** Every node, in the order they were added. */
+  get nodes(): DemoNode[] {
+    return [...this.#nodes.values()];
+  }
+
+  /** The node of `site`; throws when the cluster has none. */
+  node(site: string): DemoNode {
+    const node = this.#nodes.get(site);
+    if (!node) throw new Error(`the demo has no node ${site}`);
+    return node;
+  }
+
+  /** `vmtree init` a root node for `site` and start serving it. */
+  async createRoot(site: string): Promise<DemoNode> {
+    const node = this.#add(site);
+    await node.init(LISTEN);
+    await node.serve();
+    return node;
+  }
+
+  /** Invites `site` at its parent (its id minus the last segment), joins it and starts serving it. */
+  async enrol(site: string): Promise<DemoNode> {
+    const parent = this.node(site.slice(0, site.lastIndexOf(".")));
+    const token = await parent.invite(site);
+    const node = this.#add(site);
+    await node.join(token, LISTEN);
+    await node.serve();
+    return node;
+  }
+
+  /** Stops every node together (SIGTERM, SIGKILL after 5 s); never rejects. */
+  close(): Promise<void> {
+    this.#closing ??= Promise.allSettled(this.nodes.map((node) => node.stop())).then(() => undefined);
+    return this.#closing;
+  }
+
+  /** SIGKILLs every node at once; for a demo process that exits without `close()`. */
+  killNow(): void {
+    for (const node of this.nodes) node.killNow();
+  }
+
+  #add(site: string): DemoNode {
+    if (this.#nodes.has(site)) throw new Error(`the demo already has a node ${site}`);
+    const node = new DemoNode({
+      site,
+      dataDir: join(this.dir, site),
+      logFile: join(this.logDir, `${site}.log`),
+      signal: this.#signal,
+      onUnexpectedExit: this.#onUnexpectedExit,
+    });
+    this.#nodes.set(site, node);
+    return node;
+  }
+}

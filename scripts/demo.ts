@@ -13,6 +13,7 @@ import type { DemoNode, NodeStatus, SiteCamera } from "./demo/demo-node.ts";
 import { describeChanges, nationalTable, summarise, withCredentials } from "./demo/national-view.ts";
 import { createOutput, seconds, type Output } from "./demo/output.ts";
 import { DEMO_DIR, REPO_ROOT, shown } from "./demo/paths.ts";
+import { formatTable } from "./demo/table.ts";
 import { waitFor } from "./demo/wait.ts";
 
 const ROOT = "kz";
@@ -79,7 +80,7 @@ export async function main(): Promise<number> {
     cluster = await Cluster.create(DEMO_DIR, abort.signal, (node, how) => {
       if (!abort.signal.aborted) out.warn(`${node.site} exited unexpectedly (${how}); see ${shown(node.logFile)}`);
     });
-    out.line(`${shown(cluster.dir)}/<site>/ holds each node's data, ${shown(cluster.logDir)}/<site>.log its log`);
+    out.line(`wiped and created ${shown(cluster.dir)}/: <site>/ data directories, logs/<site>.log node logs, inventory/`);
     await runScenario({ cluster, checks, out, signal: abort.signal, nationalViews });
   } catch (error) {
     failure = error;
@@ -109,16 +110,17 @@ async function runScenario(demo: Demo): Promise<void> {
   await reconnect(demo, before, change);
 }
 
-/** Step 2: the root, then each region under it, then each site under its region. */
+/**
+ * Step 2: the root, then the regions under it, then the sites under their regions. The
+ * nodes of one level enrol in parallel: their parents all run already.
+ */
 async function enrolTree({ cluster, checks, out, signal }: Demo): Promise<void> {
   out.step(2, "Enrol the tree: init, invite, join, serve");
-  const root = await cluster.createRoot(ROOT);
-  out.line(`${ROOT.padEnd(16)} root         serving on ${root.address}`);
-  for (const site of [...REGIONS, ...SITES.map((s) => s.site)]) {
-    const node = await cluster.enrol(site);
-    out.line(`${site.padEnd(16)} joined ${site.slice(0, site.lastIndexOf(".")).padEnd(6)}  serving on ${node.address}`);
-  }
-  const children = cluster.nodes.filter((node) => node.site !== ROOT);
+  await cluster.createRoot(ROOT);
+  for (const level of [REGIONS, SITES.map((s) => s.site)]) await Promise.all(level.map((site) => cluster.enrol(site)));
+  const rows = cluster.nodes.map((node) => [node.site, node.parentSite ?? "(root)", node.address, shown(node.logFile)]);
+  out.lines(formatTable(["NODE", "PARENT", "SERVING ON", "LOG"], rows));
+  const children = cluster.nodes.filter((node) => node.parentSite !== undefined);
   await waitFor(async () => ((await Promise.all(children.map((n) => n.status()))).every(isConnected) ? true : undefined), {
     what: "every node's parent link to connect",
     timeoutMs: WAIT_MS,
@@ -129,12 +131,10 @@ async function enrolTree({ cluster, checks, out, signal }: Demo): Promise<void> 
   checks.record("tree", true, detail);
 }
 
-/** Step 3: each site imports its sample inventory. */
+/** Step 3: each site imports its sample inventory (paths are relative to the repository, where commands run). */
 async function importInventories({ cluster, out }: Demo): Promise<void> {
   out.step(3, "Import the site inventories");
-  for (const { site, inventory } of SITES) {
-    out.line(`${site.padEnd(16)} ${await cluster.node(site).importCameras(resolve(REPO_ROOT, inventory))}`.replace(`${REPO_ROOT}/`, ""));
-  }
+  for (const { site, inventory } of SITES) out.line(`${site.padEnd(16)} ${await cluster.node(site).importCameras(inventory)}`);
 }
 
 /** Step 4: waits until the national node holds every camera and shows its view. */
@@ -164,9 +164,9 @@ async function runOutage(demo: Demo, before: SiteCamera[]): Promise<InventoryCha
   const sentBefore = settled.parent?.sent ?? 0;
   out.line(`${OUTAGE.site} has sent ${sentBefore} changes to ${OUTAGE.region}, 0 waiting`);
   out.line(`${OUTAGE.region} stopped (${await cluster.node(OUTAGE.region).stop()})`);
-  const change = await writeChangedInventory(resolve(REPO_ROOT, OUTAGE.inventory), cluster.dir);
+  const change = await writeChangedInventory(resolve(REPO_ROOT, OUTAGE.inventory), cluster.inventoryDir);
   out.line(`wrote ${shown(change.file)}: ${describeInventoryChange(change)}`);
-  out.line(`${OUTAGE.site} ${(await site.importCameras(change.file)).replace(`${REPO_ROOT}/`, "")}`);
+  out.line(`${OUTAGE.site} ${await site.importCameras(shown(change.file))}`);
   const offline = await waitForStatus(
     demo,
     site,
@@ -200,7 +200,8 @@ async function reconnect(demo: Demo, before: SiteCamera[], change: InventoryChan
   const startMs = out.elapsedMs();
   const after = await waitForNationalView(demo, `${OUTAGE.site}'s changes at ${ROOT}`, (view) => showsChange(view, change));
   out.line(`${ROOT} converged ${seconds(out.elapsedMs() - startMs)} after the restart`);
-  checks.record("convergence", true, `${OUTAGE.site}: ${after.filter((c) => c.site === OUTAGE.site).length} cameras, ${describeInventoryChange(change)}`);
+  const count = after.filter((c) => c.site === OUTAGE.site).length;
+  checks.record("convergence", true, `${OUTAGE.site} back at ${count} cameras with all 3 changes, ${seconds(out.elapsedMs() - startMs)} after the restart`);
   out.line();
   out.lines(nationalTable(summarise(after)));
   out.line();
@@ -243,7 +244,11 @@ function showsChange(view: readonly SiteCamera[], change: InventoryChange): bool
 
 function describeInventoryChange({ modified, removed, added }: InventoryChange): string {
   const { before, after } = modified;
-  return `${after.camera_id} ${before.fps} → ${after.fps} fps, ${before.bitrate_kbps} → ${after.bitrate_kbps} kbit/s; ${removed.camera_id} removed; ${added.camera_id} added`;
+  const raised = [
+    before.fps !== after.fps ? `${before.fps} → ${after.fps} fps` : "",
+    before.bitrate_kbps !== after.bitrate_kbps ? `${before.bitrate_kbps} → ${after.bitrate_kbps} kbit/s` : "",
+  ].filter(Boolean);
+  return `${after.camera_id} ${raised.join(", ")}; ${removed.camera_id} removed; ${added.camera_id} added`;
 }
 
 /** Records whether any national view fetched held a stream URL with credentials. */

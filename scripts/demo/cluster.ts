@@ -7,12 +7,14 @@ export const LISTEN = "127.0.0.1:0";
 
 /**
  * The demo's tree of nodes, all inside one demo directory: `<dir>/<site>/` is a node's
- * data directory and `<dir>/logs/<site>.log` its log. `close()` stops every node that
+ * data directory, `<dir>/logs/<site>.log` its log, and `<dir>/inventory/` holds the
+ * inventories the demo writes. `close()` stops every node that
  * runs; it is idempotent and a second call returns the same promise.
  */
 export class Cluster {
   readonly dir: string;
   readonly logDir: string;
+  readonly inventoryDir: string;
   readonly #signal: AbortSignal;
   readonly #onUnexpectedExit: (node: DemoNode, how: string) => void;
   readonly #nodes = new Map<string, DemoNode>();
@@ -21,6 +23,7 @@ export class Cluster {
   private constructor(dir: string, signal: AbortSignal, onUnexpectedExit: (node: DemoNode, how: string) => void) {
     this.dir = dir;
     this.logDir = join(dir, "logs");
+    this.inventoryDir = join(dir, "inventory");
     this.#signal = signal;
     this.#onUnexpectedExit = onUnexpectedExit;
   }
@@ -28,8 +31,10 @@ export class Cluster {
   /** Wipes `dir` and creates an empty cluster in it. */
   static async create(dir: string, signal: AbortSignal, onUnexpectedExit: (node: DemoNode, how: string) => void): Promise<Cluster> {
     await rm(dir, { recursive: true, force: true });
-    await mkdir(join(dir, "logs"), { recursive: true });
-    return new Cluster(dir, signal, onUnexpectedExit);
+    const cluster = new Cluster(dir, signal, onUnexpectedExit);
+    await mkdir(cluster.logDir, { recursive: true });
+    await mkdir(cluster.inventoryDir, { recursive: true });
+    return cluster;
   }
 
   /** Every node, in the order they were added. */
@@ -54,9 +59,9 @@ export class Cluster {
 
   /** Invites `site` at its parent (its id minus the last segment), joins it and starts serving it. */
   async enrol(site: string): Promise<DemoNode> {
-    const parent = this.node(site.slice(0, site.lastIndexOf(".")));
-    const token = await parent.invite(site);
     const node = this.#add(site);
+    if (node.parentSite === undefined) throw new Error(`${site} is a root id; create it with createRoot`);
+    const token = await this.node(node.parentSite).invite(site);
     await node.join(token, LISTEN);
     await node.serve();
     return node;

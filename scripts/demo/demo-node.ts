@@ -43,6 +43,8 @@ export class DemoNode {
   readonly site: string;
   readonly dataDir: string;
   readonly logFile: string;
+  /** The id of the parent site (the id minus its last segment); undefined for the root. */
+  readonly parentSite: string | undefined;
   readonly #options: DemoNodeOptions;
   #state: NodeState = "new";
   #process: ChildProcess | undefined;
@@ -55,6 +57,7 @@ export class DemoNode {
     this.site = options.site;
     this.dataDir = options.dataDir;
     this.logFile = options.logFile;
+    this.parentSite = options.site.includes(".") ? options.site.slice(0, options.site.lastIndexOf(".")) : undefined;
   }
 
   get state(): NodeState {

@@ -72,7 +72,8 @@ export function describeChanges(before: readonly SiteCamera[], after: readonly S
       continue;
     }
     const changed = COMPARED_FIELDS.filter((field) => was[field] !== camera[field]).map((field) => `${field} ${was[field]} → ${camera[field]}`);
-    if (changed.length > 0) lines.push(`~ ${id}  ${changed.join(", ")}`);
+    const nowMeets = belowMinimums(was).length > 0 && belowMinimums(camera).length === 0 ? " (now meets the minimums)" : "";
+    if (changed.length > 0) lines.push(`~ ${id}  ${changed.join(", ")}${nowMeets}`);
   }
   for (const id of old.keys()) if (!now.has(id)) lines.push(`- ${id}  removed`);
   return lines.sort((a, b) => a.slice(2).localeCompare(b.slice(2)));

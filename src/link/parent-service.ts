@@ -70,7 +70,8 @@ export function createParentService(deps: ParentServiceDeps): ParentServiceServe
         deps.log.info("child connected", { site: child.site });
         try {
           for await (const batch of call as AsyncIterable<SyncInventoryRequest>) {
-            validateBatch(batch.changes, child.site);
+            validateBatch(batch, child.site);
+            for (const announced of batch.new_epochs) await deps.replica.resetIfNewerEpoch(announced.origin, announced.epoch);
             for (const change of batch.changes) {
               if (change.origin === child.site && change.epoch !== child.epoch) {
                 throw new VmtreeError("failed_precondition", `site ${child.site} sent epoch ${change.epoch}, enrolled epoch is ${child.epoch}`);

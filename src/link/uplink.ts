@@ -9,6 +9,7 @@ import {
 } from "../gen/vmtree/v1/link.ts";
 import type { InventoryReplica } from "../sync/inventory-replica.ts";
 import type { UpstreamAcks } from "../sync/upstream-acks.ts";
+import type { CameraChange } from "../gen/vmtree/v1/inventory.ts";
 import { Backoff, delay } from "../util/backoff.ts";
 import { waitForDrain } from "../util/drain.ts";
 import type { Logger } from "../util/log.ts";
@@ -186,14 +187,14 @@ export class Uplink {
           await woken;
           continue;
         }
-        const changes = await this.#nextChanges(cursors, fromParent, batchSize);
-        if (changes.length === 0) {
+        const { changes, newEpochs } = await this.#nextChanges(cursors, fromParent, batchSize);
+        if (changes.length === 0 && newEpochs.length === 0) {
           await woken;
           continue;
         }
         const batchId = nextBatchId++;
         inFlight.set(batchId, changes.length);
-        if (!call.write({ batch_id: batchId, changes, pending: 0 })) await waitForDrain(call);
+        if (!call.write({ batch_id: batchId, changes, pending: 0, new_epochs: newEpochs })) await waitForDrain(call);
       }
       if (failure !== undefined) throw failure;
     } finally {
@@ -203,9 +204,14 @@ export class Uplink {
     }
   }
 
-  /** Reads the next changes past each origin's cursor and advances the cursors. */
+  /**
+   * Reads the next changes past each origin's cursor and advances the cursors. The epoch
+   * of each origin is announced when its cursor starts, so that the parent drops an old
+   * incarnation even when the new one has no changes yet.
+   */
   async #nextChanges(cursors: Map<string, Checkpoint>, fromParent: Map<string, Checkpoint>, limit: number) {
-    const batch = [];
+    const batch: CameraChange[] = [];
+    const newEpochs: Checkpoint[] = [];
     for (const local of await this.#options.replica.origins()) {
       if (batch.length >= limit) break;
       let cursor = cursors.get(local.origin);
@@ -213,6 +219,9 @@ export class Uplink {
         const parent = fromParent.get(local.origin);
         // The parent already knows a newer incarnation of this origin: what we hold is stale.
         if (parent && parent.epoch > local.epoch) continue;
+        // Announced whenever a cursor starts, since the parent may have received an older
+        // epoch earlier in this very session; announcing a known epoch changes nothing.
+        if (!parent || parent.epoch < local.epoch) newEpochs.push({ origin: local.origin, epoch: local.epoch, seq: 0 });
         cursor = { origin: local.origin, epoch: local.epoch, seq: parent?.epoch === local.epoch ? parent.seq : 0 };
         cursors.set(local.origin, cursor);
       }
@@ -221,7 +230,7 @@ export class Uplink {
       if (last) cursor.seq = last.seq;
       batch.push(...changes);
     }
-    return batch;
+    return { changes: batch, newEpochs };
   }
 
   #setState(state: UplinkState["state"]): void {

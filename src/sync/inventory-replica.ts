@@ -49,7 +49,8 @@ const originRange = (origin: string) => ({ gt: `${origin}|`, lt: `${origin}}` })
  * Records, index and checkpoint of one change are written in one atomic batch, so a
  * crash never leaves a checkpoint ahead of the data it covers.
  *
- * Emits `change` after every write that added entries to some origin's index.
+ * Emits `change` after every write that added entries to some origin's index or
+ * started a new epoch.
  */
 export class InventoryReplica extends EventEmitter<{ change: [] }> {
   readonly #store: NodeStore;
@@ -170,6 +171,8 @@ export class InventoryReplica extends EventEmitter<{ change: [] }> {
       const ops = await this.#dropOriginOps(origin);
       ops.push(this.#put(this.#checkpoints, origin, { origin, epoch, seq: 0 }));
       await this.#store.db.batch(ops, { sync: true });
+      // Relays above must learn of the new epoch too, even before it has changes.
+      this.emit("change");
       return true;
     });
   }

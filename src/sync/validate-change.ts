@@ -1,5 +1,6 @@
 import { VmtreeError } from "../errors.ts";
 import type { Camera, CameraChange } from "../gen/vmtree/v1/inventory.ts";
+import type { Checkpoint } from "../gen/vmtree/v1/link.ts";
 import { checkSiteId, isInSubtree } from "../pki/site-id.ts";
 
 /** Most changes one batch may carry. */
@@ -13,23 +14,33 @@ const CAMERA_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
  * sequences strictly increasing per origin.
  * Throws `permission_denied` for an origin outside the subtree, `invalid_argument` otherwise.
  */
-export function validateBatch(changes: readonly CameraChange[], childSite: string): void {
+export function validateBatch(batch: { changes: readonly CameraChange[]; new_epochs: readonly Checkpoint[] }, childSite: string): void {
+  const { changes } = batch;
+  if (batch.new_epochs.length > MAX_BATCH_CHANGES) invalid("new_epochs (too many)", batch.new_epochs.length);
+  for (const announced of batch.new_epochs) {
+    checkOrigin(announced.origin, childSite);
+    if (!Number.isSafeInteger(announced.epoch) || announced.epoch < 1) invalid("epoch", announced.epoch);
+  }
   if (changes.length > MAX_BATCH_CHANGES) {
     throw new VmtreeError("invalid_argument", `a batch carries at most ${MAX_BATCH_CHANGES} changes, got ${changes.length}`);
   }
   const lastSeq = new Map<string, number>();
   for (const change of changes) {
-    const origin = checkSiteId(change.origin);
-    if (!origin.ok) throw origin.error;
-    if (!isInSubtree(change.origin, childSite)) {
-      throw new VmtreeError("permission_denied", `site ${childSite} may not send data for ${change.origin}`);
-    }
+    checkOrigin(change.origin, childSite);
     if (!Number.isSafeInteger(change.epoch) || change.epoch < 1) invalid("epoch", change.epoch);
     if (!Number.isSafeInteger(change.seq) || change.seq < 1) invalid("seq", change.seq);
     if ((lastSeq.get(change.origin) ?? 0) >= change.seq) invalid("seq (not increasing)", change.seq);
     lastSeq.set(change.origin, change.seq);
     if (!CAMERA_ID.test(change.camera_id)) invalid("camera_id", change.camera_id);
     if (change.camera) validateCamera(change.camera, change.camera_id);
+  }
+}
+
+function checkOrigin(origin: string, childSite: string): void {
+  const checked = checkSiteId(origin);
+  if (!checked.ok) throw checked.error;
+  if (!isInSubtree(origin, childSite)) {
+    throw new VmtreeError("permission_denied", `site ${childSite} may not send data for ${origin}`);
   }
 }
 

@@ -49,6 +49,11 @@ export interface SyncInventoryRequest {
   changes: CameraChange[];
   /** Changes still waiting after this batch (informational, for the parent's status). */
   pending: number;
+  /**
+   * Origins in the child's subtree that started a new epoch (a wiped and re-enrolled
+   * site): the parent drops what it holds for them before applying the changes.
+   */
+  new_epochs: Checkpoint[];
 }
 
 export interface SyncInventoryResponse {
@@ -304,7 +309,7 @@ export const HelloResponse: MessageFns<HelloResponse> = {
 };
 
 function createBaseSyncInventoryRequest(): SyncInventoryRequest {
-  return { batch_id: 0, changes: [], pending: 0 };
+  return { batch_id: 0, changes: [], pending: 0, new_epochs: [] };
 }
 
 export const SyncInventoryRequest: MessageFns<SyncInventoryRequest> = {
@@ -317,6 +322,9 @@ export const SyncInventoryRequest: MessageFns<SyncInventoryRequest> = {
     }
     if (message.pending !== 0) {
       writer.uint32(24).uint64(message.pending);
+    }
+    for (const v of message.new_epochs) {
+      Checkpoint.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -358,6 +366,14 @@ export const SyncInventoryRequest: MessageFns<SyncInventoryRequest> = {
             message.pending = longToNumber(reader.uint64());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.new_epochs.push(Checkpoint.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -381,6 +397,11 @@ export const SyncInventoryRequest: MessageFns<SyncInventoryRequest> = {
         ? object.changes.map((e: any) => CameraChange.fromJSON(e))
         : [],
       pending: isSet(object.pending) ? globalThis.Number(object.pending) : 0,
+      new_epochs: globalThis.Array.isArray(object?.newEpochs)
+        ? object.newEpochs.map((e: any) => Checkpoint.fromJSON(e))
+        : globalThis.Array.isArray(object?.new_epochs)
+        ? object.new_epochs.map((e: any) => Checkpoint.fromJSON(e))
+        : [],
     };
   },
 
@@ -394,6 +415,9 @@ export const SyncInventoryRequest: MessageFns<SyncInventoryRequest> = {
     }
     if (message.pending !== 0) {
       obj.pending = Math.round(message.pending);
+    }
+    if (message.new_epochs?.length) {
+      obj.newEpochs = message.new_epochs.map((e) => Checkpoint.toJSON(e));
     }
     return obj;
   },

@@ -37,7 +37,7 @@ export function fromServiceError(reason: unknown): VmtreeError {
   const serviceError = reason as Partial<ServiceError>;
   if (typeof serviceError.code !== "number") return VmtreeError.from(reason);
   const sent = serviceError.metadata?.get(CODE_HEADER)[0];
-  const code = typeof sent === "string" && sent in TO_GRPC ? (sent as ErrorCode) : codeOf(serviceError.code);
+  const code = typeof sent === "string" && Object.hasOwn(TO_GRPC, sent) ? (sent as ErrorCode) : codeOf(serviceError.code);
   return new VmtreeError(code, serviceError.details || status[serviceError.code] || "call failed", { cause: reason });
 }
 

@@ -178,7 +178,7 @@ describe("signCsr", () => {
   // plain Error escape, so the enrolment service answers INTERNAL ("internal error")
   // instead of INVALID_ARGUMENT for a forged CSR. Only a change to the signed subject gets
   // the intended invalid_argument (see the test above).
-  it.fails("signCsr - refuses a CSR with a tampered signature, with invalid_argument", () => {
+  it("signCsr - refuses a CSR with a tampered signature, with invalid_argument", () => {
     const der = derOf(createCsr("kz.ala", "node", nodeKeys));
     der[der.length - 1] = (der[der.length - 1] ?? 0) ^ 0x01;
     const error = thrown(() => signCsr(pemOf("CERTIFICATE REQUEST", der), "kz.ala", "node", issuer));
@@ -186,7 +186,7 @@ describe("signCsr", () => {
     expect(error.rawMessage).toBe("the node CSR signature does not verify");
   });
 
-  it.fails("signCsr - refuses a CSR whose public key was tampered with (one base64 character of the PEM body), with invalid_argument", () => {
+  it("signCsr - refuses a CSR whose public key was tampered with (one base64 character of the PEM body), with invalid_argument", () => {
     const csr = createCsr("kz.ala", "ca", regionKeys);
     const lines = csr.split(/\r?\n/);
     // The sixth line lies inside the RSA modulus of the request's public key.
@@ -212,8 +212,8 @@ describe("signCsr", () => {
   // chains to the root and is accepted anywhere in the tree.
   it.fails("signCsr - limits a CA certificate to its site's DNS subtree with name constraints", () => {
     const caPem = signCsr(createCsr("kz.ala", "ca", regionKeys), "kz.ala", "ca", issuer, { now: NOW });
-    const extension = forge.pki.certificateFromPem(caPem).getExtension({ id: "2.5.29.30" }) as { critical?: boolean } | null;
-    expect(extension).not.toBeNull();
+    const extensions = forge.pki.certificateFromPem(caPem).extensions as { id: string }[];
+    expect(extensions.map((extension) => extension.id)).toContain("2.5.29.30");
   });
 });
 

@@ -62,7 +62,7 @@ export class Invitations {
     if (parentOf(childSite) !== ownSite) {
       throw new VmtreeError("invalid_argument", `site ${childSite} is not a direct child of ${ownSite}; a child id is ${ownSite}.NAME`);
     }
-    if (!Number.isFinite(ttlMs) || ttlMs <= 0 || ttlMs > MAX_INVITE_TTL_MS) {
+    if (!Number.isFinite(ttlMs) || ttlMs < 1000 || ttlMs > MAX_INVITE_TTL_MS) {
       throw new VmtreeError("invalid_argument", `the token lifetime must be between 1 second and 30 days, got ${ttlMs / 1000} s`);
     }
     const now = options.now ?? Date.now();

@@ -29,14 +29,17 @@ export function decodeJoinToken(text: string): Result<JoinToken> {
   });
   const trimmed = text.trim();
   if (!trimmed.startsWith(PREFIX)) return fail(`it does not start with ${PREFIX}`);
-  let body: Record<string, unknown>;
+  let body: unknown;
   try {
-    body = JSON.parse(Buffer.from(trimmed.slice(PREFIX.length), "base64url").toString("utf8")) as Record<string, unknown>;
+    body = JSON.parse(Buffer.from(trimmed.slice(PREFIX.length), "base64url").toString("utf8"));
   } catch {
     return fail("its body is not base64url JSON");
   }
-  const { a, s, f, k, e } = body;
-  if (typeof a !== "string" || !/^[^\s:]+:\d{1,5}$/.test(a)) return fail("the parent address is missing or not HOST:PORT");
+  if (typeof body !== "object" || body === null) return fail("its body is not a JSON object");
+  const { a, s, f, k, e } = body as Record<string, unknown>;
+  if (typeof a !== "string" || !/^[^\s:]+:\d{1,5}$/.test(a) || Number(a.slice(a.lastIndexOf(":") + 1)) > 65535) {
+    return fail("the parent address is missing or not HOST:PORT");
+  }
   if (typeof s !== "string") return fail("the site id is missing");
   const site = checkSiteId(s);
   if (!site.ok) return { ok: false, error: site.error };

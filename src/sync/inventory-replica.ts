@@ -127,14 +127,17 @@ export class InventoryReplica extends EventEmitter<{ change: [] }> {
     return this.#writes.run(async () => {
       const checkpoints = new Map<string, Checkpoint>();
       const records = new Map<string, CameraRecord | undefined>();
-      const ops: BatchOp[] = [];
+      let ops: BatchOp[] = [];
       let applied = 0;
       for (const change of changes) {
         let checkpoint = checkpoints.get(change.origin) ?? (await this.#checkpoints.get(change.origin));
         if (checkpoint && change.epoch < checkpoint.epoch) continue;
         if (!checkpoint || change.epoch > checkpoint.epoch) {
+          // What this batch queued for the older epoch goes too, not only what is on disk.
+          const prefix = `${change.origin}|`;
+          ops = ops.filter((op) => !op.key.startsWith(prefix));
           ops.push(...(await this.#dropOriginOps(change.origin)));
-          for (const key of records.keys()) if (key.startsWith(`${change.origin}|`)) records.set(key, undefined);
+          for (const key of records.keys()) if (key.startsWith(prefix)) records.set(key, undefined);
           checkpoint = { origin: change.origin, epoch: change.epoch, seq: 0 };
         }
         checkpoints.set(change.origin, checkpoint);

@@ -10,8 +10,8 @@ const CAMERA_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /**
  * Checks a batch received from `childSite`: every origin inside the child's subtree
- * (the child's certificate decides that, not the message), sane ids and numbers, and
- * sequences strictly increasing per origin.
+ * (the child's certificate decides that, not the message), sane ids and numbers, one
+ * epoch per origin and sequences strictly increasing per origin.
  * Throws `permission_denied` for an origin outside the subtree, `invalid_argument` otherwise.
  */
 export function validateBatch(batch: { changes: readonly CameraChange[]; new_epochs: readonly Checkpoint[] }, childSite: string): void {
@@ -24,13 +24,15 @@ export function validateBatch(batch: { changes: readonly CameraChange[]; new_epo
   if (changes.length > MAX_BATCH_CHANGES) {
     throw new VmtreeError("invalid_argument", `a batch carries at most ${MAX_BATCH_CHANGES} changes, got ${changes.length}`);
   }
-  const lastSeq = new Map<string, number>();
+  const last = new Map<string, { epoch: number; seq: number }>();
   for (const change of changes) {
     checkOrigin(change.origin, childSite);
     if (!Number.isSafeInteger(change.epoch) || change.epoch < 1) invalid("epoch", change.epoch);
     if (!Number.isSafeInteger(change.seq) || change.seq < 1) invalid("seq", change.seq);
-    if ((lastSeq.get(change.origin) ?? 0) >= change.seq) invalid("seq (not increasing)", change.seq);
-    lastSeq.set(change.origin, change.seq);
+    const previous = last.get(change.origin);
+    if (previous && previous.epoch !== change.epoch) invalid("epoch (one epoch per origin in a batch)", change.epoch);
+    if ((previous?.seq ?? 0) >= change.seq) invalid("seq (not increasing)", change.seq);
+    last.set(change.origin, { epoch: change.epoch, seq: change.seq });
     if (!CAMERA_ID.test(change.camera_id)) invalid("camera_id", change.camera_id);
     if (change.camera) validateCamera(change.camera, change.camera_id);
   }

@@ -20,7 +20,7 @@ export class Backoff {
       throw new TypeError(`expected 0 < initialMs <= maxMs, got initialMs=${options.initialMs} maxMs=${options.maxMs}`);
     }
     if (!(options.jitter >= 0 && options.jitter < 1)) throw new TypeError(`expected 0 <= jitter < 1, got ${options.jitter}`);
-    this.#options = { random: Math.random, ...options };
+    this.#options = { ...options, random: options.random ?? Math.random };
   }
 
   /** The delay before the next attempt; each call doubles the base delay up to the cap. */

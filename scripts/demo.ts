@@ -24,8 +24,8 @@ const SITES = [
   { site: "kz.shy.road-a2", inventory: "examples/inventory/kz.shy.road-a2.csv", cameras: 18 },
 ];
 const EXPECTED_TOTAL = SITES.reduce((sum, s) => sum + s.cameras, 0);
-/** The region stopped for the outage and the site below it that keeps working meanwhile. */
-const OUTAGE = { region: "kz.ast", site: "kz.ast.akimat", inventory: "examples/inventory/kz.ast.akimat.json" };
+/** The region stopped for the outage, and kz.ast.akimat below it that keeps working meanwhile. */
+const OUTAGE = { region: "kz.ast", ...SITES[1]! };
 /** One camera changed, one removed, one added during the outage. */
 const EXPECTED_RESENT = 3;
 const TIME_BUDGET_MS = 120_000;
@@ -42,6 +42,13 @@ const CHECKS = {
   time: "within two minutes",
 } as const;
 
+/** What the outage step hands to the reconnect step. */
+interface Outage {
+  change: InventoryChange;
+  /** The site's `parent.sent` when the outage began. */
+  sentBefore: number;
+}
+
 /** What the steps share. */
 interface Demo {
   cluster: Cluster;
@@ -55,40 +62,33 @@ interface Demo {
 /**
  * Runs the demo and resolves with the exit code: 0 when every check passed, 130 when
  * interrupted, 1 otherwise. Every node it started is stopped before it resolves, also on
- * errors, Ctrl-C and SIGTERM; a second Ctrl-C kills the nodes and exits at once.
+ * errors, Ctrl-C and SIGTERM; a second Ctrl-C kills the nodes and exits at once. A node
+ * that exits while the demo needs it ends the demo at once.
  */
 export async function main(): Promise<number> {
   const out = createOutput(STEPS, performance.now());
-  const abort = new AbortController();
   const checks = new Checks(CHECKS);
   const nationalViews: SiteCamera[][] = [];
+  const interrupt = new AbortController();
+  const nodeLost = new AbortController();
+  const signal = AbortSignal.any([interrupt.signal, nodeLost.signal]);
   let cluster: Cluster | undefined;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (abort.signal.aborted) {
-      cluster?.killNow();
-      process.exit(130);
-    }
-    out.warn(`${signal}: stopping the demo (again to kill the nodes at once)`);
-    abort.abort(new Error(`interrupted by ${signal}`));
-  };
-  // Last resort should the demo process exit with nodes still running.
-  const onExit = () => cluster?.killNow();
-  process.on("SIGINT", onSignal).on("SIGTERM", onSignal).on("exit", onExit);
+  const removeHandlers = handleSignals(out, interrupt, () => cluster?.killNow());
   let failure: unknown;
   try {
     out.step(1, "Fresh demo directory");
-    cluster = await Cluster.create(DEMO_DIR, abort.signal, (node, how) => {
-      if (!abort.signal.aborted) out.warn(`${node.site} exited unexpectedly (${how}); see ${shown(node.logFile)}`);
+    cluster = await Cluster.create(DEMO_DIR, signal, (node, how) => {
+      if (!signal.aborted) nodeLost.abort(new Error(`${node.site} exited while the demo needed it (${how}); see ${shown(node.logFile)}`));
     });
     out.line(`wiped and created ${shown(cluster.dir)}/: <site>/ data directories, logs/<site>.log node logs, inventory/`);
-    await runScenario({ cluster, checks, out, signal: abort.signal, nationalViews });
+    await runScenario({ cluster, checks, out, signal, nationalViews });
   } catch (error) {
     failure = error;
     out.warn(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
   } finally {
     out.step(STEPS, "Stop every node and summarise");
     if (cluster) await stopAll(cluster, out);
-    process.off("SIGINT", onSignal).off("SIGTERM", onSignal).off("exit", onExit);
+    removeHandlers();
   }
   checkCredentials(checks, nationalViews);
   const elapsed = out.elapsedMs();
@@ -98,8 +98,26 @@ export async function main(): Promise<number> {
   const passed = failure === undefined && checks.allPassed;
   out.line();
   out.line(`${passed ? "PASS" : "FAIL"}: demo finished in ${seconds(elapsed)}; node logs in ${shown(cluster?.logDir ?? DEMO_DIR)}/`);
-  if (abort.signal.aborted) return 130;
+  if (interrupt.signal.aborted) return 130;
   return passed ? 0 : 1;
+}
+
+/**
+ * On the first SIGINT or SIGTERM aborts `interrupt` so that the demo winds down and stops
+ * its nodes; on the second calls `killNodes` and exits. `killNodes` also runs should the
+ * process exit with nodes still running. Returns the function that removes the handlers.
+ */
+function handleSignals(out: Output, interrupt: AbortController, killNodes: () => void): () => void {
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupt.signal.aborted) {
+      killNodes();
+      process.exit(130);
+    }
+    out.warn(`${signal}: stopping the demo (again to kill the nodes at once)`);
+    interrupt.abort(new Error(`interrupted by ${signal}`));
+  };
+  process.on("SIGINT", onSignal).on("SIGTERM", onSignal).on("exit", killNodes);
+  return () => process.off("SIGINT", onSignal).off("SIGTERM", onSignal).off("exit", killNodes);
 }
 
 async function runScenario(demo: Demo): Promise<void> {
@@ -156,7 +174,7 @@ async function showNationalView(demo: Demo): Promise<SiteCamera[]> {
  * Step 5: stops the region, changes the site's inventory while its parent is gone, shows
  * that the site keeps working and that the national node keeps the old view.
  */
-async function runOutage(demo: Demo, before: SiteCamera[]): Promise<InventoryChange & { sentBefore: number }> {
+async function runOutage(demo: Demo, before: SiteCamera[]): Promise<Outage> {
   const { cluster, out } = demo;
   out.step(5, `Outage: stop ${OUTAGE.region}, change ${OUTAGE.site} meanwhile`);
   const site = cluster.node(OUTAGE.site);
@@ -186,11 +204,11 @@ async function runOutage(demo: Demo, before: SiteCamera[]): Promise<InventoryCha
     unchanged && offline.parent?.pending === EXPECTED_RESENT,
     `import done offline, ${offline.parent?.pending} waiting, national ${unchanged ? "unchanged" : "CHANGED"}`,
   );
-  return { ...change, sentBefore };
+  return { change, sentBefore };
 }
 
 /** Step 6: restarts the region and waits until the national view shows the site's changes. */
-async function reconnect(demo: Demo, before: SiteCamera[], change: InventoryChange & { sentBefore: number }): Promise<void> {
+async function reconnect(demo: Demo, before: SiteCamera[], { change, sentBefore }: Outage): Promise<void> {
   const { cluster, checks, out } = demo;
   out.step(6, `Reconnect: restart ${OUTAGE.region}`);
   const region = cluster.node(OUTAGE.region);
@@ -199,9 +217,10 @@ async function reconnect(demo: Demo, before: SiteCamera[], change: InventoryChan
   out.line(`${OUTAGE.region} serving again on ${address} (${address === oldAddress ? "same port as before" : `was ${oldAddress}`})`);
   const startMs = out.elapsedMs();
   const after = await waitForNationalView(demo, `${OUTAGE.site}'s changes at ${ROOT}`, (view) => showsChange(view, change));
-  out.line(`${ROOT} converged ${seconds(out.elapsedMs() - startMs)} after the restart`);
+  const took = seconds(out.elapsedMs() - startMs);
+  out.line(`${ROOT} converged ${took} after the restart`);
   const count = after.filter((c) => c.site === OUTAGE.site).length;
-  checks.record("convergence", true, `${OUTAGE.site} back at ${count} cameras with all 3 changes, ${seconds(out.elapsedMs() - startMs)} after the restart`);
+  checks.record("convergence", true, `${OUTAGE.site} back at ${count} cameras with the ${EXPECTED_RESENT} changes, ${took} after the restart`);
   out.line();
   out.lines(nationalTable(summarise(after)));
   out.line();
@@ -212,17 +231,14 @@ async function reconnect(demo: Demo, before: SiteCamera[], change: InventoryChan
   out.line();
   out.line(`$ vmtree status --data ${shown(site.dataDir)}`);
   out.lines((await site.statusText()).split("\n").filter((line) => line.startsWith("parent")), 2);
-  const resent = (status.parent?.sent ?? 0) - change.sentBefore;
-  out.line(`${OUTAGE.site} sent ${change.sentBefore} changes before the outage, ${status.parent?.sent} now: ${resent} after the reconnect`);
-  checks.record("resent", resent === EXPECTED_RESENT, `${change.sentBefore} before, ${status.parent?.sent} after: ${resent} re-sent`);
+  const sentAfter = status.parent?.sent ?? 0;
+  out.line(`${OUTAGE.site} had sent ${sentBefore} changes before the outage and ${sentAfter} now: ${sentAfter - sentBefore} after the reconnect`);
+  checks.record("resent", sentAfter - sentBefore === EXPECTED_RESENT, `parent.sent ${sentBefore} before, ${sentAfter} after: ${sentAfter - sentBefore}`);
 }
 
 /** Step 7, first half: stops every node and says how each one ended. */
 async function stopAll(cluster: Cluster, out: Output): Promise<void> {
-  const nodes = cluster.nodes;
-  const ends = await Promise.all(nodes.map((node) => node.stop()));
-  await cluster.close();
-  nodes.forEach((node, i) => out.line(`${node.site.padEnd(16)} ${ends[i]}`));
+  for (const { site, how } of await cluster.close()) out.line(`${site.padEnd(16)} ${how}`);
 }
 
 function isConnected(status: NodeStatus): boolean {
@@ -234,7 +250,7 @@ function showsChange(view: readonly SiteCamera[], change: InventoryChange): bool
   const cameras = new Map(view.filter((c) => c.site === OUTAGE.site).map((c) => [c.camera_id, c]));
   const modified = cameras.get(change.modified.after.camera_id);
   return (
-    cameras.size === SITES.find((s) => s.site === OUTAGE.site)!.cameras &&
+    cameras.size === OUTAGE.cameras &&
     modified?.fps === change.modified.after.fps &&
     modified.bitrate_kbps === change.modified.after.bitrate_kbps &&
     !cameras.has(change.removed.camera_id) &&
@@ -257,7 +273,7 @@ function checkCredentials(checks: Demo["checks"], views: readonly SiteCamera[][]
   const urls = views.reduce((sum, view) => sum + view.length, 0);
   const leaked = views.flatMap((view) => withCredentials(view));
   const example = leaked[0] ? `, e.g. ${leaked[0].site}/${leaked[0].camera_id}` : "";
-  checks.record("credentials", leaked.length === 0, `${leaked.length} of ${urls} URLs in ${views.length} views hold \`@\`${example}`);
+  checks.record("credentials", leaked.length === 0, `${leaked.length} of ${urls} URLs hold \`@\`${example} (${views.length} national views)`);
 }
 
 /** The national node's cameras, also kept for the credentials check. */

@@ -1,6 +1,6 @@
 import { formatTable } from "./table.ts";
 
-/** The outcome of one check; `undefined` until the demo gets that far. */
+/** The recorded outcome of one check. */
 interface Outcome {
   passed: boolean;
   detail: string;

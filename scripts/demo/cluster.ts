@@ -18,7 +18,7 @@ export class Cluster {
   readonly #signal: AbortSignal;
   readonly #onUnexpectedExit: (node: DemoNode, how: string) => void;
   readonly #nodes = new Map<string, DemoNode>();
-  #closing: Promise<void> | undefined;
+  #closing: Promise<{ site: string; how: string }[]> | undefined;
 
   private constructor(dir: string, signal: AbortSignal, onUnexpectedExit: (node: DemoNode, how: string) => void) {
     this.dir = dir;
@@ -67,9 +67,14 @@ export class Cluster {
     return node;
   }
 
-  /** Stops every node together (SIGTERM, SIGKILL after 5 s); never rejects. */
-  close(): Promise<void> {
-    this.#closing ??= Promise.allSettled(this.nodes.map((node) => node.stop())).then(() => undefined);
+  /**
+   * Stops every node together (SIGTERM, SIGKILL after 5 s) and resolves with how each one
+   * ended, `not running` for those already stopped; never rejects.
+   */
+  close(): Promise<{ site: string; how: string }[]> {
+    this.#closing ??= Promise.allSettled(this.nodes.map((node) => node.stop())).then((ends) =>
+      ends.map((end, i) => ({ site: this.nodes[i]!.site, how: end.status === "fulfilled" ? end.value : `stop failed: ${String(end.reason)}` })),
+    );
     return this.#closing;
   }
 

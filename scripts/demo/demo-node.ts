@@ -124,16 +124,17 @@ export class DemoNode {
     const lines = createInterface({ input: child.stdout! });
     const log = createWriteStream(this.logFile, { flags: "a" });
     lines.on("line", (line) => log.write(`${line}\n`));
+    // stdout may deliver its last lines after "exit"; the log ends with stdout.
+    lines.once("close", () => log.end());
     this.#process = child;
     this.#exited = new Promise((resolve) => {
       child.once("exit", (code, signal) => {
-        log.end();
         const how = signal ? `killed by ${signal}` : `exit ${code}`;
         if (this.#state === "serving") this.#options.onUnexpectedExit(this, how);
         resolve(how);
       });
-      // A process that never started emits no "exit".
-      child.once("error", (error) => {
+      // A process that never started emits no "exit"; a failed kill() is seen by its caller.
+      child.on("error", (error) => {
         if (child.pid === undefined) resolve(`failed to start: ${error.message}`);
       });
     });
@@ -186,9 +187,13 @@ export class DemoNode {
     // The child gets its own descriptor for the log; ours is closed right after the spawn.
     const stderr = openSync(this.logFile, "a");
     try {
+      // A process group of its own keeps a terminal's Ctrl-C away from the node: `vmtree
+      // serve` dies at once on a second signal, so a SIGINT from the terminal followed by
+      // the demo's SIGTERM would cut its shutdown short. The demo alone stops its nodes.
       return spawn(process.execPath, [VMTREE_BIN, "serve", "--data", this.dataDir], {
         cwd: REPO_ROOT,
         stdio: ["ignore", "pipe", stderr],
+        detached: true,
       });
     } finally {
       closeSync(stderr);

@@ -17,7 +17,11 @@ const SHORTFALLS_SHOWN = 3;
 /** Groups the national node's cameras by site, sites in id order. */
 export function summarise(cameras: readonly SiteCamera[]): SiteSummary[] {
   const bySite = new Map<string, SiteCamera[]>();
-  for (const camera of cameras) bySite.set(camera.site, [...(bySite.get(camera.site) ?? []), camera]);
+  for (const camera of cameras) {
+    const site = bySite.get(camera.site) ?? [];
+    site.push(camera);
+    bySite.set(camera.site, site);
+  }
   return [...bySite.keys()].sort().map((site) => summariseSite(site, bySite.get(site)!));
 }
 
@@ -27,7 +31,7 @@ function summariseSite(site: string, cameras: readonly SiteCamera[]): SiteSummar
   for (const camera of cameras) {
     const reasons = belowMinimums(camera);
     if (reasons.length > 0) below += 1;
-    for (const reason of reasons) measures.set(measureOf(reason), (measures.get(measureOf(reason)) ?? 0) + 1);
+    for (const measure of reasons.map(measureOf)) measures.set(measure, (measures.get(measure) ?? 0) + 1);
   }
   const shortfalls = [...measures].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   return { site, cameras: cameras.length, below, shortfalls };

@@ -1,8 +1,12 @@
 /** Operator-facing output: numbered step headings with the time since start, indented lines. */
 export interface Output {
+  /** A blank line, then `[number/total] title  (t = 1.2 s)`. */
   step(number: number, title: string): void;
+  /** One line under the current step; no argument for a blank line. */
   line(text?: string): void;
+  /** Lines under the current step, each indented by `indent` more spaces. */
   lines(texts: readonly string[], indent?: number): void;
+  /** A problem, on stderr. */
   warn(text: string): void;
   /** Milliseconds since the demo started. */
   elapsedMs(): number;

@@ -115,16 +115,20 @@ async function serve(argv: string[], out: Out): Promise<number> {
     throw error;
   }
   out.stdout(`vmtree node ${node.config.site} serving on ${node.listen}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off("SIGTERM", stop);
-      process.off("SIGINT", stop);
-      resolve();
-    };
-    process.on("SIGTERM", stop);
-    process.on("SIGINT", stop);
-  });
-  await node.close();
+  // Repeated signals (Ctrl-C reaches the whole process group, then a supervisor's
+  // SIGTERM) must not cut the bounded shutdown short, so the handlers stay until it ends.
+  let stopping: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (stopping = resolve));
+  const onSignal = () => stopping();
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  try {
+    await stopped;
+    await node.close();
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+  }
   out.stdout(`vmtree node ${node.config.site} stopped\n`);
   return 0;
 }

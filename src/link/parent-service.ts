@@ -26,12 +26,25 @@ export interface ParentServiceDeps {
   log: Logger;
 }
 
+/** The parent service and the means to end its long-lived sync sessions. */
+export interface ParentService {
+  implementation: ParentServiceServer;
+  /**
+   * Ends every open sync session with UNAVAILABLE, refuses new ones, and resolves once
+   * their handlers have finished, so that the store can be closed under none of them.
+   */
+  closeSessions(): Promise<void>;
+}
+
 /**
  * The calls a parent serves to its children. Each one first establishes who is
  * calling from the verified certificate: a direct child of this node, enrolled here,
  * presenting the certificate it was last given.
  */
-export function createParentService(deps: ParentServiceDeps): ParentServiceServer {
+export function createParentService(deps: ParentServiceDeps): ParentService {
+  const sessions = new Map<ServerDuplexStream<SyncInventoryRequest, SyncInventoryResponse>, Promise<void>>();
+  let closing = false;
+
   const authorizeChild = async (call: { getAuthContext(): unknown }): Promise<{ site: string; epoch: number }> => {
     const peer = peerIdentity(call.getAuthContext() as Parameters<typeof peerIdentity>[0]);
     if (parentOf(peer.site) !== deps.site) {
@@ -51,7 +64,7 @@ export function createParentService(deps: ParentServiceDeps): ParentServiceServe
     return toServiceError(error);
   };
 
-  return {
+  const implementation: ParentServiceServer = {
     hello(call: ServerUnaryCall<HelloRequest, HelloResponse>, callback: sendUnaryData<HelloResponse>): void {
       void (async () => {
         const child = await authorizeChild(call);
@@ -64,7 +77,8 @@ export function createParentService(deps: ParentServiceDeps): ParentServiceServe
     },
 
     syncInventory(call: ServerDuplexStream<SyncInventoryRequest, SyncInventoryResponse>): void {
-      void (async () => {
+      const session = (async () => {
+        if (closing) throw new VmtreeError("unavailable", `${deps.site} is shutting down`);
         const child = await authorizeChild(call);
         const close = deps.links.open(child.site, 0);
         deps.log.info("child connected", { site: child.site });
@@ -89,8 +103,20 @@ export function createParentService(deps: ParentServiceDeps): ParentServiceServe
           deps.log.info("child disconnected", { site: child.site });
         }
       })().catch((reason: unknown) => {
-        call.emit("error", refuse(reason, "SyncInventory", call));
+        if (!call.cancelled) call.emit("error", refuse(reason, "SyncInventory", call));
       });
+      sessions.set(call, session);
+      void session.finally(() => sessions.delete(call));
+    },
+  };
+
+  return {
+    implementation,
+    async closeSessions() {
+      closing = true;
+      const shuttingDown = toServiceError(new VmtreeError("unavailable", `${deps.site} is shutting down`));
+      for (const call of sessions.keys()) call.emit("error", shuttingDown);
+      await Promise.allSettled(sessions.values());
     },
   };
 }

@@ -42,6 +42,8 @@ export function fromServiceError(reason: unknown): VmtreeError {
 }
 
 function codeOf(grpcCode: status): ErrorCode {
+  // A cancelled call means the other end went away (a peer restarting, a cut link).
+  if (grpcCode === status.CANCELLED) return "unavailable";
   const found = Object.entries(TO_GRPC).find(([, value]) => value === grpcCode);
   return found ? (found[0] as ErrorCode) : "internal";
 }

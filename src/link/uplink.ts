@@ -38,7 +38,8 @@ export interface UplinkOptions {
 export interface UplinkState {
   site: string;
   address: string;
-  state: "connecting" | "connected" | "disconnected";
+  /** `disconnected` until a hello succeeds, also while reconnecting. */
+  state: "connected" | "disconnected";
   sinceMs: number;
   lastSyncMs: number;
   /** Changes sent and acknowledged since this node started. */
@@ -114,7 +115,6 @@ export class Uplink {
   }
 
   async #session(signal: AbortSignal): Promise<void> {
-    this.#setState("connecting");
     const client = new ParentServiceClient(this.#options.address, this.#options.credentials(), {
       ...LINK_CLIENT_OPTIONS,
       ...channelOptionsFor(this.#options.parentSite),

@@ -9,7 +9,7 @@ import { ChildLinks } from "../link/child-links.ts";
 import { createEnrolmentService } from "../link/enrolment-service.ts";
 import { LINK_SERVER_OPTIONS } from "../link/grpc-options.ts";
 import { bindServer, raiseReceiveWindow, shutdownServer } from "../link/grpc-server.ts";
-import { createParentService } from "../link/parent-service.ts";
+import { createParentService, type ParentService } from "../link/parent-service.ts";
 import { clientCredentials, serverCredentials } from "../link/tls.ts";
 import { Uplink } from "../link/uplink.ts";
 import { DEFAULT_INVITE_TTL_MS, Invitations } from "../pki/invitations.ts";
@@ -50,6 +50,7 @@ export class VmtreeNode {
   readonly log: Logger;
   readonly startedMs = Date.now();
   #linkServer: Server | undefined;
+  #parentService: ParentService | undefined;
   #adminServer: Server | undefined;
   #uplink: Uplink | undefined;
   #listen: string;
@@ -128,16 +129,14 @@ export class VmtreeNode {
         log: this.log.child("enrolment"),
       }),
     );
-    server.addService(
-      ParentServiceService,
-      createParentService({
-        site: this.config.site,
-        replica: this.replica,
-        invitations: this.invitations,
-        links: this.links,
-        log: this.log.child("children"),
-      }),
-    );
+    this.#parentService = createParentService({
+      site: this.config.site,
+      replica: this.replica,
+      invitations: this.invitations,
+      links: this.links,
+      log: this.log.child("children"),
+    });
+    server.addService(ParentServiceService, this.#parentService.implementation);
     this.#linkServer = server;
     const { host, port } = checkListenAddress(this.config.listen);
     const bound = await bindServer(server, this.config.listen, serverCredentials(this.dir));
@@ -247,6 +246,7 @@ export class VmtreeNode {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.#uplink?.close();
+      await this.#parentService?.closeSessions();
       await Promise.allSettled([
         this.#linkServer && shutdownServer(this.#linkServer, SHUTDOWN_GRACE_MS),
         this.#adminServer && shutdownServer(this.#adminServer, SHUTDOWN_GRACE_MS),

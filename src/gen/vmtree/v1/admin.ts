@@ -31,7 +31,7 @@ export interface LinkStatus {
   site: string;
   /** For the parent link: the address dialled. */
   address: string;
-  /** "connected", "connecting" or "disconnected". */
+  /** "connected" or "disconnected" (also while reconnecting). */
   state: string;
   /** Unix milliseconds of the last change of state; 0 if unknown. */
   since_ms: number;

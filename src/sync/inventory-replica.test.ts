@@ -7,7 +7,12 @@ import type { Camera, CameraChange } from "../gen/vmtree/v1/inventory.ts";
 import { parseInventory } from "../inventory/parse-inventory.ts";
 import { stripCredentials } from "../inventory/strip-credentials.ts";
 import { NodeStore } from "../store/node-store.ts";
+import { sampleCamera } from "../../test/support/camera-fixture.ts";
 import { InventoryReplica } from "./inventory-replica.ts";
+
+/** A small camera whose name and stream URL carry its id; every field can be overridden. */
+const cam = (id: string, overrides: Partial<Camera> = {}): Camera =>
+  sampleCamera(id, { name: `Camera ${id}`, stream_url: `rtsp://10.0.0.1:554/${id}`, mount_height_m: 4.5, ...overrides });
 
 const METRO = "kz.ala.metro-01";
 const SECRET_URL = "rtsp://admin:Qwerty123@10.0.0.3:554/Streaming/Channels/101";
@@ -28,33 +33,6 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** A small camera; every field can be overridden. */
-function cam(id: string, overrides: Partial<Camera> = {}): Camera {
-  return {
-    camera_id: id,
-    name: `Camera ${id}`,
-    object_class: "crowded",
-    camera_type: "outdoor_overview",
-    vendor: "Bosch",
-    model: "DINION IP 5000i",
-    firmware: "7.10.0095",
-    protocol: "onvif",
-    stream_url: `rtsp://10.0.0.1:554/${id}`,
-    codec: "H.264",
-    width: 1920,
-    height: 1080,
-    fps: 25,
-    bitrate_kbps: 5120,
-    ir_range_m: 30,
-    mount_height_m: 4.5,
-    latitude: 43.242536,
-    longitude: 76.896353,
-    address: "Абай даңғылы, 99",
-    installed_at: "2019-08-17",
-    status: "online",
-    ...overrides,
-  };
-}
 
 function sample(file: string): Camera[] {
   const parsed = parseInventory(file, readFileSync(new URL(`../../examples/inventory/${file}`, import.meta.url)));

@@ -39,8 +39,23 @@ export function required(values: Record<string, unknown>, name: string): string 
 const DURATION_UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** Parses a duration like `90s`, `15m`, `24h` or `7d` into milliseconds. */
-export function parseDuration(flag: string, text: string): number {
+export function parseDuration(flag: string, text: string, options: { allowZero?: boolean } = {}): number {
   const match = /^(\d{1,6})([smhd])$/.exec(text);
-  if (!match) throw new UsageError(`expected --${flag} like 24h (s, m, h or d), got \`${text}\``);
-  return Number(match[1]) * DURATION_UNITS_MS[match[2]!]!;
+  const ms = match ? Number(match[1]) * DURATION_UNITS_MS[match[2]!]! : NaN;
+  if (!(ms > 0 || (ms === 0 && options.allowZero))) throw new UsageError(`expected --${flag} like 24h (s, m, h or d), got \`${text}\``);
+  return ms;
+}
+
+/** Parses an ISO 8601 date or date-time (`2026-12-03`, `2026-12-03T10:00:00Z`) into Unix milliseconds. */
+export function parseTime(flag: string, text: string): number {
+  const ms = /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text) ? Date.parse(text) : NaN;
+  if (!Number.isFinite(ms)) throw new UsageError(`expected --${flag} like 2026-12-03 or 2026-12-03T10:00:00Z, got \`${text}\``);
+  return ms;
+}
+
+/** Parses a positive whole number. */
+export function parseCount(flag: string, text: string): number {
+  const n = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
+  if (!(n > 0)) throw new UsageError(`expected --${flag} to be a positive whole number, got \`${text}\``);
+  return n;
 }

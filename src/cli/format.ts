@@ -1,4 +1,5 @@
-import type { GetStatusResponse, LinkStatus } from "../gen/vmtree/v1/admin.ts";
+import type { ChainReport, GetStatusResponse, LinkStatus } from "../gen/vmtree/v1/admin.ts";
+import type { AuditEntry } from "../gen/vmtree/v1/audit.ts";
 import type { Camera } from "../gen/vmtree/v1/inventory.ts";
 import { CAMERA_FIELDS } from "../inventory/camera.ts";
 
@@ -21,10 +22,22 @@ export function statusJson(status: GetStatusResponse) {
     running: status.started_ms > 0,
     root: status.is_root,
     parent: status.parent
-      ? { ...link(status.parent), address: status.parent.address, sent: status.parent.sent, lastError: status.parent.last_error || null }
+      ? {
+          ...link(status.parent),
+          address: status.parent.address,
+          sent: status.parent.sent,
+          lastError: status.parent.last_error || null,
+          auditSent: status.parent.audit_sent,
+          auditPending: status.parent.audit_pending,
+          auditQuarantinedByParent: status.parent.audit_quarantined_by_parent,
+        }
       : null,
-    children: status.children.map((child) => ({ ...link(child), received: child.received })),
+    children: status.children.map((child) => ({ ...link(child), received: child.received, auditReceived: child.audit_received })),
     cameras: { own: status.own_cameras, subtree: status.subtree_cameras },
+    audit: {
+      own: status.audit_entries_own,
+      quarantined: status.audit_quarantines.map((q) => ({ origin: q.origin, epoch: q.epoch, seq: q.seq, reason: q.reason, since: iso(q.at_ms) })),
+    },
   };
 }
 
@@ -43,6 +56,10 @@ export function statusText(status: GetStatusResponse): string {
     `children  ${json.children.length === 0 ? "none" : ""}`,
     ...json.children.map((c) => `  ${c.site.padEnd(28)} ${describe(c)}; ${c.received} received`),
     `cameras   ${json.cameras.own} own, ${json.cameras.subtree} in subtree`,
+    `audit     ${json.audit.own} own entries` +
+      (json.parent ? `; ${json.parent.auditPending} waiting, ${json.parent.auditSent} sent` : "") +
+      (json.parent?.auditQuarantinedByParent.length ? `; QUARANTINED by the parent: ${json.parent.auditQuarantinedByParent.join(", ")}` : ""),
+    ...json.audit.quarantined.map((q) => `  QUARANTINED ${q.origin} since ${q.since} at entry ${q.seq} (epoch ${q.epoch}): ${q.reason}`),
   ];
   return `${lines.join("\n")}\n`;
 }
@@ -66,4 +83,56 @@ export function camerasText(cameras: readonly { site: string; camera?: Camera | 
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ");
   return `${[line(header), ...rows.map(line)].join("\n")}\n${rows.length} camera(s)\n`;
+}
+
+/** One audit entry as `audit list --json` prints it. */
+export function auditEntryJson(entry: AuditEntry) {
+  return {
+    origin: entry.origin,
+    epoch: entry.epoch,
+    seq: entry.seq,
+    time: new Date(entry.time_ms).toISOString(),
+    actor: entry.actor,
+    action: entry.action,
+    target: entry.target,
+    result: entry.result,
+    details: JSON.parse(entry.details || "{}") as unknown,
+    prevHash: entry.prev_hash,
+    hash: entry.hash,
+  };
+}
+
+/** Audit entries, one line each. */
+export function auditEntriesText(entries: readonly AuditEntry[]): string {
+  const lines = entries.map((e) => {
+    const details = e.details && e.details !== "{}" ? ` ${e.details}` : "";
+    return `${new Date(e.time_ms).toISOString()}  ${e.origin}#${e.epoch}.${e.seq}  ${e.actor}  ${e.action}  ${e.target}  ${e.result}${details}`;
+  });
+  return `${[...lines, `${entries.length} entr${entries.length === 1 ? "y" : "ies"}`].join("\n")}\n`;
+}
+
+/** One chain report as `audit verify --json` prints it. */
+export function chainJson(report: ChainReport) {
+  return {
+    origin: report.origin,
+    epoch: report.epoch,
+    entries: report.entries,
+    firstSeq: report.first_seq,
+    lastSeq: report.last_seq,
+    headHash: report.head_hash,
+    ok: report.ok,
+    badSeq: report.ok ? null : report.bad_seq,
+    reason: report.ok ? null : report.reason,
+    quarantined: report.quarantined || null,
+  };
+}
+
+/** Chain reports, one line each. */
+export function chainsText(reports: readonly ChainReport[]): string {
+  const lines = reports.map((r) => {
+    const verdict = r.ok ? "OK" : `BAD at ${r.bad_seq}: ${r.reason}`;
+    const quarantine = r.quarantined ? `; QUARANTINED: ${r.quarantined}` : "";
+    return `${r.origin} epoch ${r.epoch}: ${r.entries} entries, ${r.first_seq}..${r.last_seq}, head ${r.head_hash.slice(0, 16)}…  ${verdict}${quarantine}`;
+  });
+  return `${(lines.length > 0 ? lines : ["no audit entries"]).join("\n")}\n`;
 }

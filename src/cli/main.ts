@@ -4,8 +4,8 @@ import { VmtreeError } from "../errors.ts";
 import { connectAdmin, type NodeAdmin } from "../node/admin-client.ts";
 import { initRoot, joinParent } from "../node/enrolment.ts";
 import { VmtreeNode } from "../node/node.ts";
-import { parseDuration, parseVerbArgs, required, UsageError } from "./args.ts";
-import { cameraJson, camerasText, statusJson, statusText } from "./format.ts";
+import { parseCount, parseDuration, parseTime, parseVerbArgs, required, UsageError } from "./args.ts";
+import { auditEntriesText, auditEntryJson, cameraJson, camerasText, chainJson, chainsText, statusJson, statusText } from "./format.ts";
 
 const USAGE = `vmtree: join a video-surveillance site to a national tree of sites
 
@@ -17,6 +17,11 @@ Usage:
   vmtree status --data DIR [--json]
   vmtree cameras import --data DIR FILE
   vmtree cameras list --data DIR [--site ID] [--json]
+  vmtree audit verify --data DIR [--site ID] [--json]
+  vmtree audit list --data DIR [--site ID] [--since T] [--until T] [--actor A] [--action X] [--limit N] [--json]
+  vmtree audit record --data DIR --actor user:NAME --action X.Y --target T [--result ok|refused|failed] [--details JSON]
+  vmtree audit resolve --data DIR --site ORIGIN
+  vmtree audit prune --data DIR [--retention 90d]
 
   init     create a root (national) node and the tree's root CA in DIR
   invite   print a single-use join token for a direct child (and nothing else)
@@ -24,6 +29,8 @@ Usage:
   serve    run the node: serve children, keep the link to the parent
   status   this node, its parent link and its children
   cameras  import this site's inventory (CSV or JSON), list the subtree's cameras
+  audit    verify and query the hash-chained audit logs of this node and its subtree,
+           record an action of the site's video system, lift a quarantine, apply retention
 
 Commands that change or read a node use the running node's admin socket when it
 is running and the data directory directly when it is not.
@@ -56,6 +63,8 @@ export async function main(argv: string[], out: Out = defaultOut): Promise<numbe
         return await status(rest, out);
       case "cameras":
         return await cameras(rest, out);
+      case "audit":
+        return await audit(rest, out);
       default:
         throw new UsageError(`unknown command \`${verb}\``);
     }
@@ -86,7 +95,7 @@ async function invite(argv: string[], out: Out): Promise<number> {
   const { values } = parseVerbArgs(argv, { data: { type: "string" }, site: { type: "string" }, ttl: { type: "string" } }, 0);
   if (helpFor(values, out)) return 0;
   const ttlMs = values.ttl === undefined ? 24 * 3_600_000 : parseDuration("ttl", values.ttl);
-  const result = await withAdmin(required(values, "data"), (admin) => admin.createInvite(required(values, "site"), Math.ceil(ttlMs / 1000)));
+  const result = await withAdmin(required(values, "data"), (admin) => admin.createInvite({ site: required(values, "site"), ttl_seconds: Math.ceil(ttlMs / 1000) }));
   out.stdout(`${result.token}\n`);
   return 0;
 }
@@ -136,7 +145,7 @@ async function serve(argv: string[], out: Out): Promise<number> {
 async function status(argv: string[], out: Out): Promise<number> {
   const { values } = parseVerbArgs(argv, { data: { type: "string" }, json: { type: "boolean" } }, 0);
   if (helpFor(values, out)) return 0;
-  const result = await withAdmin(required(values, "data"), (admin) => admin.status());
+  const result = await withAdmin(required(values, "data"), (admin) => admin.getStatus({}));
   out.stdout(values.json ? `${JSON.stringify(statusJson(result), null, 2)}\n` : statusText(result));
   return 0;
 }
@@ -150,19 +159,86 @@ async function cameras(argv: string[], out: Out): Promise<number> {
     const content = await readFile(file).catch((cause: unknown) => {
       throw new VmtreeError("invalid_input", `cannot read ${file}: ${(cause as Error).message}`, { cause });
     });
-    const counts = await withAdmin(required(values, "data"), (admin) => admin.importCameras(basename(file), content));
+    const counts = await withAdmin(required(values, "data"), (admin) => admin.importCameras({ file_name: basename(file), content }));
     out.stdout(`imported ${file}: ${counts.added} added, ${counts.changed} changed, ${counts.removed} removed, ${counts.unchanged} unchanged\n`);
     return 0;
   }
   if (sub === "list") {
     const { values } = parseVerbArgs(rest, { data: { type: "string" }, site: { type: "string" }, json: { type: "boolean" } }, 0);
     if (helpFor(values, out)) return 0;
-    const result = await withAdmin(required(values, "data"), (admin) => admin.listCameras(values.site ?? ""));
+    const result = await withAdmin(required(values, "data"), (admin) => admin.listCameras({ site: values.site ?? "" }));
     const list = result.cameras.flatMap((c) => (c.camera ? [cameraJson(c.site, c.camera)] : []));
     out.stdout(values.json ? `${JSON.stringify(list, null, 2)}\n` : camerasText(result.cameras));
     return 0;
   }
   throw new UsageError(sub === undefined ? "expected `cameras import` or `cameras list`" : `unknown command \`cameras ${sub}\``);
+}
+
+async function audit(argv: string[], out: Out): Promise<number> {
+  const [sub, ...rest] = argv;
+  switch (sub) {
+    case "verify": {
+      const { values } = parseVerbArgs(rest, { data: { type: "string" }, site: { type: "string" }, json: { type: "boolean" } }, 0);
+      if (helpFor(values, out)) return 0;
+      const { chains } = await withAdmin(required(values, "data"), (admin) => admin.verifyAudit({ site: values.site ?? "" }));
+      out.stdout(values.json ? `${JSON.stringify(chains.map(chainJson), null, 2)}\n` : chainsText(chains));
+      return chains.every((chain) => chain.ok && !chain.quarantined) ? 0 : 1;
+    }
+    case "list": {
+      const { values } = parseVerbArgs(rest, {
+        data: { type: "string" }, site: { type: "string" }, since: { type: "string" }, until: { type: "string" },
+        actor: { type: "string" }, action: { type: "string" }, limit: { type: "string" }, json: { type: "boolean" },
+      }, 0);
+      if (helpFor(values, out)) return 0;
+      const request = {
+        site: values.site ?? "",
+        since_ms: values.since === undefined ? 0 : parseTime("since", values.since),
+        until_ms: values.until === undefined ? 0 : parseTime("until", values.until),
+        actor: values.actor ?? "",
+        action: values.action ?? "",
+        limit: values.limit === undefined ? 0 : parseCount("limit", values.limit),
+      };
+      const { entries } = await withAdmin(required(values, "data"), (admin) => admin.listAudit(request));
+      out.stdout(values.json ? `${JSON.stringify(entries.map(auditEntryJson), null, 2)}\n` : auditEntriesText(entries));
+      return 0;
+    }
+    case "record": {
+      const { values } = parseVerbArgs(rest, {
+        data: { type: "string" }, actor: { type: "string" }, action: { type: "string" }, target: { type: "string" },
+        result: { type: "string" }, details: { type: "string" },
+      }, 0);
+      if (helpFor(values, out)) return 0;
+      const request = {
+        actor: required(values, "actor"),
+        action: required(values, "action"),
+        target: required(values, "target"),
+        result: values.result ?? "ok",
+        details: values.details ?? "",
+      };
+      const { entry } = await withAdmin(required(values, "data"), (admin) => admin.recordAudit(request));
+      out.stdout(`recorded ${entry!.origin}#${entry!.epoch}.${entry!.seq} ${entry!.hash}\n`);
+      return 0;
+    }
+    case "resolve": {
+      const { values } = parseVerbArgs(rest, { data: { type: "string" }, site: { type: "string" } }, 0);
+      if (helpFor(values, out)) return 0;
+      const site = required(values, "site");
+      const { resolved } = await withAdmin(required(values, "data"), (admin) => admin.resolveAuditQuarantine({ origin: site }));
+      if (!resolved) throw new VmtreeError("not_found", `the audit stream of ${site} is not quarantined here`);
+      out.stdout(`lifted the quarantine of ${site}; its next entry is accepted as a new anchor and the break is recorded\n`);
+      return 0;
+    }
+    case "prune": {
+      const { values } = parseVerbArgs(rest, { data: { type: "string" }, retention: { type: "string" } }, 0);
+      if (helpFor(values, out)) return 0;
+      const retention_ms = values.retention === undefined ? 0 : parseDuration("retention", values.retention, { allowZero: true });
+      const { deleted } = await withAdmin(required(values, "data"), (admin) => admin.pruneAudit({ retention_ms }));
+      out.stdout(`deleted ${deleted} audit entries past retention that the parent has stored\n`);
+      return 0;
+    }
+    default:
+      throw new UsageError(sub === undefined ? "expected `audit verify`, `list`, `record`, `resolve` or `prune`" : `unknown command \`audit ${sub}\``);
+  }
 }
 
 async function withAdmin<T>(dataDir: string, use: (admin: NodeAdmin) => Promise<T>): Promise<T> {

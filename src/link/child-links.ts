@@ -8,23 +8,25 @@ export interface ChildLinkState {
   sinceMs: number;
   /** Unix ms of the last batch stored from this child; 0 when never. */
   lastSyncMs: number;
-  /** Changes the child said it still had to send, as of its last message. */
+  /** Items the child said it still had to send, as of its last message. */
   pending: number;
-  /** Changes received and stored since this node started. */
+  /** Inventory changes received and stored since this node started. */
   received: number;
+  /** Audit entries received and stored since this node started. */
+  auditReceived: number;
 }
 
 type Persisted = Pick<ChildLinkState, "site" | "sinceMs" | "lastSyncMs">;
 
 /**
- * Link state of every child, for `vmtree status`. Connects and disconnects are rare,
- * so their times are persisted: after a restart a parent still says since when a
- * child has been away.
+ * Link state of every child, for `vmtree status`. A child is connected while any of
+ * its streams is open. Connects and disconnects are rare, so their times are
+ * persisted: after a restart a parent still says since when a child has been away.
  */
 export class ChildLinks {
   readonly #states = new Map<string, ChildLinkState>();
   readonly #section;
-  readonly #sessions = new Map<string, number>();
+  readonly #streams = new Map<string, number>();
 
   constructor(store: NodeStore) {
     this.#section = store.section<Persisted>("link-child");
@@ -34,42 +36,43 @@ export class ChildLinks {
   async load(sites: readonly string[]): Promise<void> {
     for (const site of sites) {
       const saved = await this.#section.get(site);
-      this.#states.set(site, {
-        site,
-        state: "disconnected",
-        sinceMs: saved?.sinceMs ?? 0,
-        lastSyncMs: saved?.lastSyncMs ?? 0,
-        pending: 0,
-        received: 0,
-      });
+      this.#states.set(site, { ...blank(site), sinceMs: saved?.sinceMs ?? 0, lastSyncMs: saved?.lastSyncMs ?? 0 });
     }
   }
 
-  /** Marks a sync session of `site` open; returns a function that marks it closed. */
-  open(site: string, pending: number): () => Promise<void> {
+  /**
+   * Marks a stream of `site` open. `connected` is true when it is the child's first open
+   * stream; `close()` resolves true when it closed the child's last one.
+   */
+  open(site: string): { connected: boolean; close: () => Promise<boolean> } {
     const state = this.#get(site);
-    const sessions = (this.#sessions.get(site) ?? 0) + 1;
-    this.#sessions.set(site, sessions);
-    Object.assign(state, { state: "connected", sinceMs: Date.now(), pending });
-    void this.#persist(state);
+    const streams = (this.#streams.get(site) ?? 0) + 1;
+    this.#streams.set(site, streams);
+    const connected = streams === 1;
+    if (connected) {
+      Object.assign(state, { state: "connected", sinceMs: Date.now() });
+      void this.#persist(state);
+    }
     let closed = false;
-    return async () => {
-      if (closed) return;
+    const close = async () => {
+      if (closed) return false;
       closed = true;
-      const left = (this.#sessions.get(site) ?? 1) - 1;
-      this.#sessions.set(site, left);
-      // A child that reconnects before its old stream noticed the cut has two sessions for a moment.
-      if (left > 0) return;
+      const left = (this.#streams.get(site) ?? 1) - 1;
+      this.#streams.set(site, left);
+      if (left > 0) return false;
       Object.assign(state, { state: "disconnected", sinceMs: Date.now() });
       await this.#persist(state);
+      return true;
     };
+    return { connected, close };
   }
 
   /** Records a stored batch. */
-  synced(site: string, applied: number, pending: number): void {
+  synced(site: string, stored: { inventory?: number; audit?: number }, pending: number): void {
     const state = this.#get(site);
     state.lastSyncMs = Date.now();
-    state.received += applied;
+    state.received += stored.inventory ?? 0;
+    state.auditReceived += stored.audit ?? 0;
     state.pending = pending;
   }
 
@@ -81,7 +84,7 @@ export class ChildLinks {
   #get(site: string): ChildLinkState {
     let state = this.#states.get(site);
     if (!state) {
-      state = { site, state: "disconnected", sinceMs: 0, lastSyncMs: 0, pending: 0, received: 0 };
+      state = blank(site);
       this.#states.set(site, state);
     }
     return state;
@@ -90,4 +93,8 @@ export class ChildLinks {
   async #persist(state: ChildLinkState): Promise<void> {
     await this.#section.put(state.site, { site: state.site, sinceMs: state.sinceMs, lastSyncMs: state.lastSyncMs });
   }
+}
+
+function blank(site: string): ChildLinkState {
+  return { site, state: "disconnected", sinceMs: 0, lastSyncMs: 0, pending: 0, received: 0, auditReceived: 0 };
 }

@@ -1,4 +1,5 @@
 import type { ServerUnaryCall, sendUnaryData } from "@grpc/grpc-js";
+import type { AuditLog } from "../audit/audit-log.ts";
 import { VmtreeError } from "../errors.ts";
 import type {
   EnrolmentServiceServer,
@@ -21,6 +22,7 @@ export interface EnrolmentServiceDeps {
   issuer: Issuer;
   issuerChainPem: string;
   invitations: Invitations;
+  audit: AuditLog;
   log: Logger;
 }
 
@@ -53,6 +55,13 @@ export function createEnrolmentService(deps: EnrolmentServiceDeps): EnrolmentSer
           },
         );
         deps.log.info("enrolment accepted", { site: request.site, epoch: issued.epoch, peer: call.getPeer() });
+        await deps.audit.append({
+          actor: `peer:${call.getPeer()}`,
+          action: "enrolment.join",
+          target: request.site,
+          result: "ok",
+          details: { epoch: issued.epoch, serial: issued.serial },
+        });
         callback(null, {
           node_cert_chain_pem: issued.nodeCert + deps.issuerChainPem,
           ca_cert_chain_pem: issued.caCert + deps.issuerChainPem,
@@ -60,9 +69,13 @@ export function createEnrolmentService(deps: EnrolmentServiceDeps): EnrolmentSer
           parent_site: deps.site,
           epoch: issued.epoch,
         });
-      })().catch((reason: unknown) => {
+      })().catch(async (reason: unknown) => {
         const error = VmtreeError.from(reason);
-        deps.log.warn("enrolment refused", { site: request.site.slice(0, 300), peer: call.getPeer(), reason: error.message });
+        const site = request.site.slice(0, 300);
+        deps.log.warn("enrolment refused", { site, peer: call.getPeer(), reason: error.message });
+        await deps.audit
+          .append({ actor: `peer:${call.getPeer()}`, action: "enrolment.join", target: site, result: "refused", details: { reason: error.rawMessage } })
+          .catch(() => undefined);
         callback(toServiceError(error));
       });
     },

@@ -1,9 +1,13 @@
 import type { ServerDuplexStream, ServerUnaryCall, sendUnaryData } from "@grpc/grpc-js";
+import type { AuditLog } from "../audit/audit-log.ts";
+import { validateAuditBatch } from "../audit/validate-entry.ts";
 import { VmtreeError } from "../errors.ts";
 import type {
   HelloRequest,
   HelloResponse,
   ParentServiceServer,
+  SyncAuditRequest,
+  SyncAuditResponse,
   SyncInventoryRequest,
   SyncInventoryResponse,
 } from "../gen/vmtree/v1/link.ts";
@@ -21,6 +25,7 @@ import { toServiceError } from "./status.ts";
 export interface ParentServiceDeps {
   site: string;
   replica: InventoryReplica;
+  audit: AuditLog;
   invitations: Invitations;
   links: ChildLinks;
   log: Logger;
@@ -36,16 +41,23 @@ export interface ParentService {
   closeSessions(): Promise<void>;
 }
 
+interface Child {
+  site: string;
+  epoch: number;
+}
+
+type AnyStream = ServerDuplexStream<unknown, unknown>;
+
 /**
  * The calls a parent serves to its children. Each one first establishes who is
  * calling from the verified certificate: a direct child of this node, enrolled here,
- * presenting the certificate it was last given.
+ * presenting the certificate it was last given. Refusals are logged and audited.
  */
 export function createParentService(deps: ParentServiceDeps): ParentService {
-  const sessions = new Map<ServerDuplexStream<SyncInventoryRequest, SyncInventoryResponse>, Promise<void>>();
+  const sessions = new Map<AnyStream, Promise<void>>();
   let closing = false;
 
-  const authorizeChild = async (call: { getAuthContext(): unknown }): Promise<{ site: string; epoch: number }> => {
+  const authorizeChild = async (call: { getAuthContext(): unknown }): Promise<Child> => {
     const peer = peerIdentity(call.getAuthContext() as Parameters<typeof peerIdentity>[0]);
     if (parentOf(peer.site) !== deps.site) {
       throw new VmtreeError("permission_denied", `site ${peer.site} is not a child of ${deps.site}`);
@@ -58,10 +70,45 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
     return { site: peer.site, epoch: child.epoch };
   };
 
-  const refuse = (reason: unknown, method: string, call: { getPeer(): string }) => {
+  const refuse = async (reason: unknown, method: string, call: { getPeer(): string; getAuthContext(): unknown }) => {
     const error = VmtreeError.from(reason);
-    deps.log.warn("call refused", { method, peer: call.getPeer(), reason: error.message });
+    const peerSite = claimedSite(call);
+    deps.log.warn("call refused", { method, peer: call.getPeer(), site: peerSite, reason: error.message });
+    await deps.audit
+      .append({ actor: peerSite ? `site:${peerSite}` : `peer:${call.getPeer()}`, action: "call.refused", target: method, result: "refused", details: { code: error.code, reason: error.rawMessage } })
+      .catch(() => undefined);
     return toServiceError(error);
+  };
+
+  const linkEvent = async (site: string, action: "link.connect" | "link.disconnect") => {
+    deps.log.info(action === "link.connect" ? "child connected" : "child disconnected", { site });
+    await deps.audit.append({ actor: `site:${site}`, action, target: site, result: "ok" }).catch(() => undefined);
+  };
+
+  /**
+   * Runs one child's sync stream: authorizes, then handles batches one at a time and
+   * writes each acknowledgement only after `handle` has stored the batch durably.
+   */
+  const serveStream = <Req, Res>(method: string, call: ServerDuplexStream<Req, Res>, handle: (child: Child, batch: Req) => Promise<Res>) => {
+    const session = (async () => {
+      if (closing) throw new VmtreeError("unavailable", `${deps.site} is shutting down`);
+      const child = await authorizeChild(call);
+      const link = deps.links.open(child.site);
+      if (link.connected) await linkEvent(child.site, "link.connect");
+      try {
+        for await (const batch of call as AsyncIterable<Req>) {
+          const response = await handle(child, batch);
+          if (!call.write(response)) await waitForDrain(call);
+        }
+        call.end();
+      } finally {
+        if (await link.close()) await linkEvent(child.site, "link.disconnect");
+      }
+    })().catch(async (reason: unknown) => {
+      if (!call.cancelled) call.emit("error", await refuse(reason, method, call));
+    });
+    sessions.set(call as AnyStream, session);
+    void session.finally(() => sessions.delete(call as AnyStream));
   };
 
   const implementation: ParentServiceServer = {
@@ -69,44 +116,41 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
       void (async () => {
         const child = await authorizeChild(call);
         if (await deps.replica.resetIfNewerEpoch(child.site, child.epoch)) {
-          deps.log.info("child started a new epoch; its inventory is resynchronised", child);
+          deps.log.info("child started a new epoch; its inventory is resynchronised", { ...child });
         }
-        const checkpoints = await deps.replica.checkpointsIn(child.site);
-        callback(null, { checkpoints, parent_site: deps.site });
-      })().catch((reason: unknown) => callback(refuse(reason, "Hello", call)));
+        callback(null, {
+          checkpoints: await deps.replica.checkpointsIn(child.site),
+          audit_heads: await deps.audit.headsIn(child.site),
+          parent_site: deps.site,
+        });
+      })().catch(async (reason: unknown) => callback(await refuse(reason, "Hello", call)));
     },
 
     syncInventory(call: ServerDuplexStream<SyncInventoryRequest, SyncInventoryResponse>): void {
-      const session = (async () => {
-        if (closing) throw new VmtreeError("unavailable", `${deps.site} is shutting down`);
-        const child = await authorizeChild(call);
-        const close = deps.links.open(child.site, 0);
-        deps.log.info("child connected", { site: child.site });
-        try {
-          for await (const batch of call as AsyncIterable<SyncInventoryRequest>) {
-            validateBatch(batch, child.site);
-            for (const announced of batch.new_epochs) await deps.replica.resetIfNewerEpoch(announced.origin, announced.epoch);
-            for (const change of batch.changes) {
-              if (change.origin === child.site && change.epoch !== child.epoch) {
-                throw new VmtreeError("failed_precondition", `site ${child.site} sent epoch ${change.epoch}, enrolled epoch is ${child.epoch}`);
-              }
-            }
-            const { checkpoints, applied } = await deps.replica.applyChanges(batch.changes);
-            deps.links.synced(child.site, applied, batch.pending);
-            if (!call.write({ batch_id: batch.batch_id, checkpoints })) {
-              await waitForDrain(call);
-            }
+      serveStream("SyncInventory", call, async (child, batch) => {
+        validateBatch(batch, child.site);
+        for (const change of batch.changes) {
+          if (change.origin === child.site && change.epoch !== child.epoch) {
+            throw new VmtreeError("failed_precondition", `site ${child.site} sent epoch ${change.epoch}, enrolled epoch is ${child.epoch}`);
           }
-          call.end();
-        } finally {
-          await close();
-          deps.log.info("child disconnected", { site: child.site });
         }
-      })().catch((reason: unknown) => {
-        if (!call.cancelled) call.emit("error", refuse(reason, "SyncInventory", call));
+        for (const announced of batch.new_epochs) await deps.replica.resetIfNewerEpoch(announced.origin, announced.epoch);
+        const { checkpoints, applied } = await deps.replica.applyChanges(batch.changes);
+        deps.links.synced(child.site, { inventory: applied }, batch.pending);
+        return { batch_id: batch.batch_id, checkpoints };
       });
-      sessions.set(call, session);
-      void session.finally(() => sessions.delete(call));
+    },
+
+    syncAudit(call: ServerDuplexStream<SyncAuditRequest, SyncAuditResponse>): void {
+      serveStream("SyncAudit", call, async (child, batch) => {
+        validateAuditBatch(batch.entries, child.site);
+        const result = await deps.audit.ingest(batch.entries, `site:${child.site}`);
+        for (const q of result.newlyQuarantined) {
+          deps.log.warn("audit stream quarantined", { origin: q.origin, seq: q.seq, reason: q.reason });
+        }
+        deps.links.synced(child.site, { audit: result.stored }, batch.pending);
+        return { batch_id: batch.batch_id, heads: result.heads, quarantined_origins: result.quarantined.map((q) => q.origin) };
+      });
     },
   };
 
@@ -119,4 +163,13 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
       await Promise.allSettled(sessions.values());
     },
   };
+}
+
+/** The site a refused caller's verified certificate names, if any, for the audit record. */
+function claimedSite(call: { getAuthContext(): unknown }): string | undefined {
+  try {
+    return peerIdentity(call.getAuthContext() as Parameters<typeof peerIdentity>[0]).site;
+  } catch {
+    return undefined;
+  }
 }

@@ -12,9 +12,9 @@ type UnaryMethod<Req, Res> = (
  * Makes one unary call with a deadline and resolves with its response.
  * Rejects with the `VmtreeError` rebuilt from the call's status.
  */
-export function unaryCall<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, timeoutMs: number): Promise<Res> {
+export function unaryCall<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, timeoutMs: number, metadata = new Metadata()): Promise<Res> {
   return new Promise((resolve, reject) => {
-    method(request, new Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) => {
+    method(request, metadata, { deadline: Date.now() + timeoutMs }, (error, response) => {
       if (error) reject(fromServiceError(error));
       else resolve(response);
     });

@@ -1,21 +1,17 @@
-import { Metadata, type ChannelCredentials, type ClientDuplexStream } from "@grpc/grpc-js";
+import { Metadata, type ChannelCredentials } from "@grpc/grpc-js";
+import { AuditFeed } from "../audit/audit-feed.ts";
+import type { AuditLog } from "../audit/audit-log.ts";
 import { VmtreeError } from "../errors.ts";
-import {
-  ParentServiceClient,
-  type Checkpoint,
-  type HelloResponse,
-  type SyncInventoryRequest,
-  type SyncInventoryResponse,
-} from "../gen/vmtree/v1/link.ts";
+import { ParentServiceClient, type HelloResponse } from "../gen/vmtree/v1/link.ts";
+import { InventoryFeed } from "../sync/inventory-feed.ts";
 import type { InventoryReplica } from "../sync/inventory-replica.ts";
 import type { UpstreamAcks } from "../sync/upstream-acks.ts";
-import type { CameraChange } from "../gen/vmtree/v1/inventory.ts";
 import { Backoff, delay } from "../util/backoff.ts";
-import { waitForDrain } from "../util/drain.ts";
 import type { Logger } from "../util/log.ts";
 import { LINK_CLIENT_OPTIONS } from "./grpc-options.ts";
 import { fromServiceError } from "./status.ts";
 import { channelOptionsFor } from "./tls.ts";
+import { streamFeed } from "./up-feed.ts";
 
 /** Options of {@link Uplink}. */
 export interface UplinkOptions {
@@ -26,10 +22,11 @@ export interface UplinkOptions {
   credentials: () => ChannelCredentials;
   replica: InventoryReplica;
   acks: UpstreamAcks;
+  audit: AuditLog;
   log: Logger;
-  /** Changes per batch. */
+  /** Items per batch. */
   batchSize?: number;
-  /** Batches sent and not yet acknowledged. */
+  /** Batches sent and not yet acknowledged, per stream. */
   window?: number;
   backoff?: Backoff;
 }
@@ -42,25 +39,30 @@ export interface UplinkState {
   state: "connected" | "disconnected";
   sinceMs: number;
   lastSyncMs: number;
-  /** Changes sent and acknowledged since this node started. */
+  /** Inventory changes sent and acknowledged since this node started. */
   sent: number;
+  /** Audit entries sent and acknowledged since this node started. */
+  auditSent: number;
+  /** Origins whose audit stream the parent has quarantined. */
+  auditQuarantinedByParent: string[];
   lastError: string;
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
- * The link from a child to its parent: dials, says hello, then streams every change
- * the parent has not acknowledged, oldest first per origin, and keeps streaming new
- * ones as they are written. A broken link is redialled with capped, jittered backoff
- * that resets after a good session. The child's data never depends on the link:
- * the parent's checkpoints, learned at each hello, decide what is sent again.
+ * The link from a child to its parent: dials, says hello, then streams inventory
+ * changes and audit entries the parent has not acknowledged, oldest first per origin,
+ * and keeps streaming new ones as they are written. A broken link is redialled with
+ * capped, jittered backoff that resets after a good session. The parent's checkpoints
+ * and heads, learned at each hello, decide what is sent again.
  */
 export class Uplink {
   readonly #options: UplinkOptions;
   readonly #backoff: Backoff;
   readonly #abort = new AbortController();
   readonly #state: UplinkState;
+  #feeds: { inventory: InventoryFeed; audit: AuditFeed } | undefined;
   #running: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
@@ -74,6 +76,8 @@ export class Uplink {
       sinceMs: Date.now(),
       lastSyncMs: 0,
       sent: 0,
+      auditSent: 0,
+      auditQuarantinedByParent: [],
       lastError: "",
     };
   }
@@ -83,9 +87,15 @@ export class Uplink {
     this.#running ??= this.#loop();
   }
 
-  /** A copy of the link state. */
+  /** A copy of the link state, counting the current session's acknowledgements too. */
   state(): UplinkState {
-    return { ...this.#state };
+    const feeds = this.#feeds;
+    return {
+      ...this.#state,
+      sent: this.#state.sent + (feeds?.inventory.sent ?? 0),
+      auditSent: this.#state.auditSent + (feeds?.audit.sent ?? 0),
+      auditQuarantinedByParent: feeds?.audit.quarantinedByParent ?? this.#state.auditQuarantinedByParent,
+    };
   }
 
   /** Stops the link; idempotent, resolves when the current session has ended. */
@@ -108,29 +118,49 @@ export class Uplink {
         this.#state.lastError = error.message;
         this.#options.log.warn("parent link down", { parent: this.#options.parentSite, reason: error.message });
       }
-      this.#setState("disconnected");
+      this.#endSession();
       await delay(this.#backoff.next(), signal).catch(() => undefined);
     }
-    this.#setState("disconnected");
+    this.#endSession();
   }
 
   async #session(signal: AbortSignal): Promise<void> {
-    const client = new ParentServiceClient(this.#options.address, this.#options.credentials(), {
+    const { parentSite, address, log } = this.#options;
+    const client = new ParentServiceClient(address, this.#options.credentials(), {
       ...LINK_CLIENT_OPTIONS,
-      ...channelOptionsFor(this.#options.parentSite),
+      ...channelOptionsFor(parentSite),
     });
     const onAbort = () => client.close();
     signal.addEventListener("abort", onAbort, { once: true });
+    const session = new AbortController();
+    const stop = () => session.abort();
+    signal.addEventListener("abort", stop, { once: true });
     try {
       const hello = await this.#hello(client);
       this.#backoff.reset();
       this.#state.lastError = "";
       this.#setState("connected");
-      this.#options.log.info("parent link up", { parent: this.#options.parentSite, address: this.#options.address });
+      log.info("parent link up", { parent: parentSite, address });
       await this.#options.acks.save(hello.checkpoints);
-      await this.#stream(client, hello.checkpoints, signal);
+      await this.#options.audit.saveAnchors(hello.audit_heads);
+      this.#feeds = {
+        inventory: new InventoryFeed(this.#options.replica, this.#options.acks, hello.checkpoints),
+        audit: new AuditFeed(this.#options.audit, hello.audit_heads),
+      };
+      await this.#options.audit.append({ actor: "node", action: "link.connect", target: parentSite, result: "ok", details: { address } });
+      const options = {
+        batchSize: this.#options.batchSize ?? 500,
+        window: this.#options.window ?? 4,
+        signal: session.signal,
+        onAcknowledged: () => (this.#state.lastSyncMs = Date.now()),
+      };
+      // Either stream failing ends the session; the other is stopped with it.
+      const streams = [streamFeed(this.#feeds.inventory, client, options), streamFeed(this.#feeds.audit, client, options)];
+      await Promise.race(streams).finally(stop);
+      await Promise.all(streams);
     } finally {
       signal.removeEventListener("abort", onAbort);
+      signal.removeEventListener("abort", stop);
       client.close();
     }
   }
@@ -152,85 +182,19 @@ export class Uplink {
     });
   }
 
-  /** Streams batches until the stream fails or the link is closed. */
-  async #stream(client: ParentServiceClient, parentCheckpoints: Checkpoint[], signal: AbortSignal): Promise<void> {
-    const { replica } = this.#options;
-    const batchSize = this.#options.batchSize ?? 500;
-    const window = this.#options.window ?? 4;
-    const fromParent = new Map(parentCheckpoints.map((c) => [c.origin, c]));
-    const cursors = new Map<string, Checkpoint>();
-    const inFlight = new Map<number, number>();
-    let nextBatchId = 1;
-    let wake: (() => void) | undefined;
-    const notify = () => wake?.();
-    let failure: VmtreeError | undefined;
-    const fail = (error: VmtreeError) => {
-      failure ??= error;
-      notify();
-    };
-    const call: ClientDuplexStream<SyncInventoryRequest, SyncInventoryResponse> = client.syncInventory();
-    call.on("data", (ack: SyncInventoryResponse) => {
-      this.#state.sent += inFlight.get(ack.batch_id) ?? 0;
-      this.#state.lastSyncMs = Date.now();
-      inFlight.delete(ack.batch_id);
-      this.#options.acks.save(ack.checkpoints).then(notify, (reason: unknown) => fail(VmtreeError.from(reason)));
-    });
-    call.on("error", (error) => fail(fromServiceError(error)));
-    call.on("end", () => fail(new VmtreeError("unavailable", "the parent ended the sync stream")));
-    const onAbort = () => notify();
-    replica.on("change", notify);
-    signal.addEventListener("abort", onAbort);
-    try {
-      while (!signal.aborted && failure === undefined) {
-        const woken = new Promise<void>((resolve) => (wake = resolve));
-        if (inFlight.size >= window) {
-          await woken;
-          continue;
-        }
-        const { changes, newEpochs } = await this.#nextChanges(cursors, fromParent, batchSize);
-        if (changes.length === 0 && newEpochs.length === 0) {
-          await woken;
-          continue;
-        }
-        const batchId = nextBatchId++;
-        inFlight.set(batchId, changes.length);
-        if (!call.write({ batch_id: batchId, changes, pending: 0, new_epochs: newEpochs })) await waitForDrain(call);
-      }
-      if (failure !== undefined) throw failure;
-    } finally {
-      replica.off("change", notify);
-      signal.removeEventListener("abort", onAbort);
-      call.cancel();
+  /** Folds the ended session's counts into the totals and marks the link down. */
+  #endSession(): void {
+    const feeds = this.#feeds;
+    this.#feeds = undefined;
+    if (feeds) {
+      this.#state.sent += feeds.inventory.sent;
+      this.#state.auditSent += feeds.audit.sent;
+      this.#state.auditQuarantinedByParent = feeds.audit.quarantinedByParent;
+      void this.#options.audit
+        .append({ actor: "node", action: "link.disconnect", target: this.#options.parentSite, result: "ok", details: { reason: this.#state.lastError } })
+        .catch(() => undefined);
     }
-  }
-
-  /**
-   * Reads the next changes past each origin's cursor and advances the cursors. The epoch
-   * of each origin is announced when its cursor starts, so that the parent drops an old
-   * incarnation even when the new one has no changes yet.
-   */
-  async #nextChanges(cursors: Map<string, Checkpoint>, fromParent: Map<string, Checkpoint>, limit: number) {
-    const batch: CameraChange[] = [];
-    const newEpochs: Checkpoint[] = [];
-    for (const local of await this.#options.replica.origins()) {
-      if (batch.length >= limit) break;
-      let cursor = cursors.get(local.origin);
-      if (!cursor || cursor.epoch !== local.epoch) {
-        const parent = fromParent.get(local.origin);
-        // The parent already knows a newer incarnation of this origin: what we hold is stale.
-        if (parent && parent.epoch > local.epoch) continue;
-        // Announced whenever a cursor starts, since the parent may have received an older
-        // epoch earlier in this very session; announcing a known epoch changes nothing.
-        if (!parent || parent.epoch < local.epoch) newEpochs.push({ origin: local.origin, epoch: local.epoch, seq: 0 });
-        cursor = { origin: local.origin, epoch: local.epoch, seq: parent?.epoch === local.epoch ? parent.seq : 0 };
-        cursors.set(local.origin, cursor);
-      }
-      const changes = await this.#options.replica.changesAfter(local.origin, local.epoch, cursor.seq, limit - batch.length);
-      const last = changes.at(-1);
-      if (last) cursor.seq = last.seq;
-      batch.push(...changes);
-    }
-    return { changes: batch, newEpochs };
+    this.#setState("disconnected");
   }
 
   #setState(state: UplinkState["state"]): void {

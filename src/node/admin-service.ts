@@ -1,30 +1,29 @@
-import type { sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
+import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { AdminServiceServer } from "../gen/vmtree/v1/admin.ts";
 import { toServiceError } from "../link/status.ts";
-import type { VmtreeNode } from "./node.ts";
+import { ADMIN_METHODS, createAdminHandlers } from "./admin-handlers.ts";
+import type { AdminOperations } from "./admin-operations.ts";
 
-/** Turns an async handler into a grpc-js unary handler, mapping failures in one place. */
-function unary<Req, Res>(handler: (request: Req) => Promise<Res>) {
-  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-    handler(call.request).then(
-      (response) => callback(null, response),
-      (reason: unknown) => callback(toServiceError(reason)),
-    );
-  };
-}
+/** The metadata key naming who acts, recorded in the audit log. */
+export const ACTOR_METADATA_KEY = "vmtree-actor";
 
 /**
  * The admin API of a running node. It is served only on the unix socket inside the
- * data directory, so whoever can reach it already owns the node's files.
+ * data directory, so whoever can reach it already owns the node's files; the actor a
+ * call names is recorded as given ("user:unknown" when it names none).
  */
-export function createAdminService(node: VmtreeNode): AdminServiceServer {
-  return {
-    getStatus: unary(() => node.status()),
-    createInvite: unary(async (request) => {
-      const { token, expiresMs } = await node.createInvite(request.site, request.ttl_seconds ? request.ttl_seconds * 1000 : undefined);
-      return { token, expires_ms: expiresMs };
-    }),
-    importCameras: unary((request) => node.importCameras(request.file_name, request.content)),
-    listCameras: unary(async (request) => ({ cameras: await node.listCameras(request.site || undefined) })),
-  };
+export function createAdminService(operations: AdminOperations): AdminServiceServer {
+  const service: UntypedServiceImplementation = {};
+  for (const method of ADMIN_METHODS) {
+    service[method] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+      const claimed = call.metadata.get(ACTOR_METADATA_KEY)[0];
+      const actor = typeof claimed === "string" ? claimed : "user:unknown";
+      const handler = createAdminHandlers(operations, actor)[method] as (request: unknown) => Promise<unknown>;
+      handler(call.request).then(
+        (response) => callback(null, response),
+        (reason: unknown) => callback(toServiceError(reason)),
+      );
+    };
+  }
+  return service as AdminServiceServer;
 }

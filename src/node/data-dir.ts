@@ -13,6 +13,8 @@ export interface NodeConfig {
   parent?: { site: string; address: string };
   /** HOST:PORT put into join tokens when children must dial another address than `listen`. */
   advertise?: string;
+  /** Days a non-root node keeps audit entries its parent has stored (default 90). */
+  auditRetentionDays?: number;
   createdAt: string;
 }
 

@@ -1,24 +1,24 @@
 import { chmod, rm } from "node:fs/promises";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { AuditLog } from "../audit/audit-log.ts";
 import { VmtreeError } from "../errors.ts";
-import { AdminServiceService, type GetStatusResponse, type LinkStatus } from "../gen/vmtree/v1/admin.ts";
+import { AdminServiceService } from "../gen/vmtree/v1/admin.ts";
 import { EnrolmentServiceService } from "../gen/vmtree/v1/enrolment.ts";
 import { ParentServiceService } from "../gen/vmtree/v1/link.ts";
-import { parseInventory } from "../inventory/parse-inventory.ts";
 import { ChildLinks } from "../link/child-links.ts";
 import { createEnrolmentService } from "../link/enrolment-service.ts";
 import { LINK_SERVER_OPTIONS } from "../link/grpc-options.ts";
 import { bindServer, raiseReceiveWindow, shutdownServer } from "../link/grpc-server.ts";
 import { createParentService, type ParentService } from "../link/parent-service.ts";
 import { clientCredentials, serverCredentials } from "../link/tls.ts";
-import { Uplink } from "../link/uplink.ts";
-import { DEFAULT_INVITE_TTL_MS, Invitations } from "../pki/invitations.ts";
-import { assertSiteId } from "../pki/site-id.ts";
+import { Uplink, type UplinkState } from "../link/uplink.ts";
+import { Invitations } from "../pki/invitations.ts";
 import { NodeStore } from "../store/node-store.ts";
-import { InventoryReplica, type ImportCounts, type SiteCamera } from "../sync/inventory-replica.ts";
+import { InventoryReplica } from "../sync/inventory-replica.ts";
 import { UpstreamAcks } from "../sync/upstream-acks.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { checkListenAddress } from "./address.ts";
+import { AdminOperations, MAX_IMPORT_BYTES } from "./admin-operations.ts";
 import { createAdminService } from "./admin-service.ts";
 import { DataDir, type NodeConfig } from "./data-dir.ts";
 import { leafOf, readIdentity, type NodeIdentity } from "./identity.ts";
@@ -30,7 +30,7 @@ export interface ServeOptions {
 }
 
 const SHUTDOWN_GRACE_MS = 2_000;
-const MAX_IMPORT_BYTES = 64 * 1024 * 1024;
+const AUDIT_SWEEP_INTERVAL_MS = 60 * 60 * 1000;
 
 /**
  * One vmtree node on its data directory. `open` gives the local operations (what
@@ -47,6 +47,8 @@ export class VmtreeNode {
   readonly invitations: Invitations;
   readonly links: ChildLinks;
   readonly acks: UpstreamAcks;
+  readonly audit: AuditLog;
+  readonly operations: AdminOperations;
   readonly log: Logger;
   readonly startedMs = Date.now();
   #linkServer: Server | undefined;
@@ -54,6 +56,7 @@ export class VmtreeNode {
   #adminServer: Server | undefined;
   #uplink: Uplink | undefined;
   #listen: string;
+  #sweeper: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
 
   private constructor(dir: DataDir, config: NodeConfig, identity: NodeIdentity, store: NodeStore) {
@@ -65,6 +68,8 @@ export class VmtreeNode {
     this.invitations = new Invitations(store);
     this.links = new ChildLinks(store);
     this.acks = new UpstreamAcks(store, this.replica);
+    this.audit = new AuditLog(store, config.site, config.epoch);
+    this.operations = new AdminOperations(this);
     this.log = createLogger(config.site);
     this.#listen = config.listen;
   }
@@ -92,6 +97,7 @@ export class VmtreeNode {
 
   /** Starts serving children, the admin socket and the uplink; resolves once listening. */
   async serve(options: ServeOptions = {}): Promise<void> {
+    await this.audit.append({ actor: "node", action: "node.start", target: this.config.site, result: "ok", details: { pid: process.pid } });
     await this.links.load((await this.invitations.children()).map((child) => child.site));
     await this.#startLinkServer();
     await this.#startAdminServer();
@@ -109,9 +115,21 @@ export class VmtreeNode {
           ),
         replica: this.replica,
         acks: this.acks,
+        audit: this.audit,
         log: this.log.child("uplink"),
       });
       this.#uplink.start();
+    }
+    this.#sweeper = setInterval(() => void this.#sweep(), AUDIT_SWEEP_INTERVAL_MS);
+  }
+
+  /** Applies audit retention; a failure is logged and retried at the next sweep. */
+  async #sweep(): Promise<void> {
+    try {
+      const deleted = await this.operations.pruneAudit("node");
+      if (deleted > 0) this.log.info("audit entries past retention deleted", { deleted });
+    } catch (error) {
+      this.log.warn("audit retention sweep failed", { reason: VmtreeError.from(error).message });
     }
   }
 
@@ -126,12 +144,14 @@ export class VmtreeNode {
         issuer: { certPem: leafOf(caChain), privateKeyPem: this.identity.caKeyPem },
         issuerChainPem: caChain,
         invitations: this.invitations,
+        audit: this.audit,
         log: this.log.child("enrolment"),
       }),
     );
     this.#parentService = createParentService({
       site: this.config.site,
       replica: this.replica,
+      audit: this.audit,
       invitations: this.invitations,
       links: this.links,
       log: this.log.child("children"),
@@ -154,103 +174,35 @@ export class VmtreeNode {
     // The store's lock proves no other node runs here, so a socket file left behind is stale.
     await rm(socket, { force: true });
     const server = new Server({ "grpc.max_receive_message_length": MAX_IMPORT_BYTES + 1024 * 1024 });
-    server.addService(AdminServiceService, createAdminService(this));
+    server.addService(AdminServiceService, createAdminService(this.operations));
     this.#adminServer = server;
     await bindServer(server, `unix:${socket}`, ServerCredentials.createInsecure());
     await chmod(socket, 0o600);
   }
 
-  /** Imports an inventory file's content as this site's complete inventory. */
-  async importCameras(fileName: string, content: Uint8Array): Promise<ImportCounts> {
-    if (content.byteLength > MAX_IMPORT_BYTES) {
-      throw new VmtreeError("invalid_input", `${fileName}: the file is larger than ${MAX_IMPORT_BYTES} bytes`);
-    }
-    const parsed = parseInventory(fileName, content);
-    if (!parsed.ok) throw parsed.error;
-    const counts = await this.replica.importOwn(this.config.site, this.config.epoch, parsed.value);
-    this.log.info("inventory imported", { file: fileName, ...counts });
-    return counts;
+  /** Whether the link server runs (as opposed to a node opened for a local command). */
+  get serving(): boolean {
+    return this.#linkServer !== undefined;
   }
 
-  /** Cameras of this node and its subtree, or of the subtree of `site`. */
-  listCameras(site?: string): Promise<SiteCamera[]> {
-    if (site !== undefined) assertSiteId(site);
-    return this.replica.list(site);
-  }
-
-  /** Creates a join token for a direct child. */
-  async createInvite(site: string, ttlMs = DEFAULT_INVITE_TTL_MS): Promise<{ token: string; expiresMs: number }> {
-    if (checkListenAddress(this.#listen).port === 0) {
-      throw new VmtreeError("failed_precondition", "this node listens on port 0 and has not picked its port yet; start `vmtree serve` first");
-    }
-    return this.invitations.create({
-      ownSite: this.config.site,
-      childSite: site,
-      address: this.config.advertise ?? this.#listen,
-      caFingerprint: this.identity.rootCaFingerprint,
-      ttlMs,
-    });
-  }
-
-  /** The node's state for `vmtree status`. */
-  async status(): Promise<GetStatusResponse> {
-    const cameras = await this.replica.list();
-    const children = new Map(this.links.list().map((link) => [link.site, link]));
-    const childLinks: LinkStatus[] = (await this.invitations.children()).map((child) => {
-      const link = children.get(child.site);
-      return {
-        site: child.site,
-        address: "",
-        state: link?.state ?? "disconnected",
-        since_ms: link?.sinceMs ?? 0,
-        last_sync_ms: link?.lastSyncMs ?? 0,
-        pending: link?.pending ?? 0,
-        sent: 0,
-        received: link?.received ?? 0,
-        last_error: "",
-        epoch: child.epoch,
-      };
-    });
-    return {
-      site: this.config.site,
-      epoch: this.config.epoch,
-      listen: this.#listen,
-      is_root: this.isRoot,
-      parent: await this.#parentStatus(),
-      children: childLinks,
-      own_cameras: cameras.filter((c) => c.site === this.config.site).length,
-      subtree_cameras: cameras.length,
-      started_ms: this.#linkServer ? this.startedMs : 0,
-    };
-  }
-
-  async #parentStatus(): Promise<LinkStatus | undefined> {
-    const parent = this.config.parent;
-    if (!parent) return undefined;
-    const link = this.#uplink?.state();
-    return {
-      site: parent.site,
-      address: link?.address ?? parent.address,
-      state: link?.state ?? "disconnected",
-      since_ms: link?.sinceMs ?? 0,
-      last_sync_ms: link?.lastSyncMs ?? 0,
-      pending: await this.acks.pending(),
-      sent: link?.sent ?? 0,
-      received: 0,
-      last_error: link ? link.lastError : "the node is not running",
-      epoch: this.config.epoch,
-    };
+  /** The parent link's state, when this node is serving below a root. */
+  uplinkState(): UplinkState | undefined {
+    return this.#uplink?.state();
   }
 
   /** Stops everything this node started and closes the store; idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      clearInterval(this.#sweeper);
       await this.#uplink?.close();
       await this.#parentService?.closeSessions();
       await Promise.allSettled([
         this.#linkServer && shutdownServer(this.#linkServer, SHUTDOWN_GRACE_MS),
         this.#adminServer && shutdownServer(this.#adminServer, SHUTDOWN_GRACE_MS),
       ]);
+      if (this.serving) {
+        await this.audit.append({ actor: "node", action: "node.stop", target: this.config.site, result: "ok" }).catch(() => undefined);
+      }
       await this.store.close();
       if (this.#adminServer) await rm(this.dir.adminSocket, { force: true });
     })();

@@ -18,6 +18,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { AuditEntry } from "./audit.js";
 import { Camera } from "./inventory.js";
 
 export const protobufPackage = "vmtree.v1";
@@ -45,6 +46,21 @@ export interface LinkStatus {
   received: number;
   last_error: string;
   epoch: number;
+  /** Audit entries sent (parent link) or received (child link) since the node started. */
+  audit_sent: number;
+  audit_received: number;
+  /** Audit entries waiting to be sent (parent link). */
+  audit_pending: number;
+  /** Origins whose audit stream the parent has quarantined (parent link). */
+  audit_quarantined_by_parent: string[];
+}
+
+export interface AuditQuarantine {
+  origin: string;
+  epoch: number;
+  seq: number;
+  reason: string;
+  at_ms: number;
 }
 
 export interface GetStatusResponse {
@@ -57,6 +73,9 @@ export interface GetStatusResponse {
   own_cameras: number;
   subtree_cameras: number;
   started_ms: number;
+  /** Origins whose audit stream this node has quarantined. */
+  audit_quarantines: AuditQuarantine[];
+  audit_entries_own: number;
 }
 
 export interface CreateInviteRequest {
@@ -95,6 +114,75 @@ export interface SiteCamera {
 
 export interface ListCamerasResponse {
   cameras: SiteCamera[];
+}
+
+export interface VerifyAuditRequest {
+  /** When set, only this site and its subtree. */
+  site: string;
+}
+
+export interface ChainReport {
+  origin: string;
+  epoch: number;
+  entries: number;
+  first_seq: number;
+  last_seq: number;
+  head_hash: string;
+  ok: boolean;
+  /** The first entry that breaks the chain, and why (when not ok). */
+  bad_seq: number;
+  reason: string;
+  /** Why the origin's stream is quarantined here, if it is. */
+  quarantined: string;
+}
+
+export interface VerifyAuditResponse {
+  chains: ChainReport[];
+}
+
+export interface ListAuditRequest {
+  site: string;
+  /** Unix milliseconds; 0 for no bound. */
+  since_ms: number;
+  until_ms: number;
+  actor: string;
+  /** An action or a prefix of dotted actions ("inventory" matches "inventory.import"). */
+  action: string;
+  limit: number;
+}
+
+export interface ListAuditResponse {
+  entries: AuditEntry[];
+}
+
+export interface RecordAuditRequest {
+  actor: string;
+  action: string;
+  target: string;
+  result: string;
+  /** A JSON object. */
+  details: string;
+}
+
+export interface RecordAuditResponse {
+  entry: AuditEntry | undefined;
+}
+
+export interface ResolveAuditQuarantineRequest {
+  origin: string;
+}
+
+export interface ResolveAuditQuarantineResponse {
+  resolved: boolean;
+}
+
+export interface PruneAuditRequest {
+  /** Overrides the configured retention for this run; 0 uses the configuration. */
+  retention_ms: number;
+}
+
+export interface PruneAuditResponse {
+  deleted: number;
 }
 
 function createBaseGetStatusRequest(): GetStatusRequest {
@@ -153,6 +241,10 @@ function createBaseLinkStatus(): LinkStatus {
     received: 0,
     last_error: "",
     epoch: 0,
+    audit_sent: 0,
+    audit_received: 0,
+    audit_pending: 0,
+    audit_quarantined_by_parent: [],
   };
 }
 
@@ -187,6 +279,18 @@ export const LinkStatus: MessageFns<LinkStatus> = {
     }
     if (message.epoch !== 0) {
       writer.uint32(80).uint32(message.epoch);
+    }
+    if (message.audit_sent !== 0) {
+      writer.uint32(88).uint64(message.audit_sent);
+    }
+    if (message.audit_received !== 0) {
+      writer.uint32(96).uint64(message.audit_received);
+    }
+    if (message.audit_pending !== 0) {
+      writer.uint32(104).uint64(message.audit_pending);
+    }
+    for (const v of message.audit_quarantined_by_parent) {
+      writer.uint32(114).string(v!);
     }
     return writer;
   },
@@ -284,6 +388,38 @@ export const LinkStatus: MessageFns<LinkStatus> = {
             message.epoch = reader.uint32();
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.audit_sent = longToNumber(reader.uint64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.audit_received = longToNumber(reader.uint64());
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.audit_pending = longToNumber(reader.uint64());
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.audit_quarantined_by_parent.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -320,6 +456,26 @@ export const LinkStatus: MessageFns<LinkStatus> = {
         ? globalThis.String(object.last_error)
         : "",
       epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      audit_sent: isSet(object.auditSent)
+        ? globalThis.Number(object.auditSent)
+        : isSet(object.audit_sent)
+        ? globalThis.Number(object.audit_sent)
+        : 0,
+      audit_received: isSet(object.auditReceived)
+        ? globalThis.Number(object.auditReceived)
+        : isSet(object.audit_received)
+        ? globalThis.Number(object.audit_received)
+        : 0,
+      audit_pending: isSet(object.auditPending)
+        ? globalThis.Number(object.auditPending)
+        : isSet(object.audit_pending)
+        ? globalThis.Number(object.audit_pending)
+        : 0,
+      audit_quarantined_by_parent: globalThis.Array.isArray(object?.auditQuarantinedByParent)
+        ? object.auditQuarantinedByParent.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.audit_quarantined_by_parent)
+        ? object.audit_quarantined_by_parent.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -355,6 +511,142 @@ export const LinkStatus: MessageFns<LinkStatus> = {
     if (message.epoch !== 0) {
       obj.epoch = Math.round(message.epoch);
     }
+    if (message.audit_sent !== 0) {
+      obj.auditSent = Math.round(message.audit_sent);
+    }
+    if (message.audit_received !== 0) {
+      obj.auditReceived = Math.round(message.audit_received);
+    }
+    if (message.audit_pending !== 0) {
+      obj.auditPending = Math.round(message.audit_pending);
+    }
+    if (message.audit_quarantined_by_parent?.length) {
+      obj.auditQuarantinedByParent = message.audit_quarantined_by_parent;
+    }
+    return obj;
+  },
+};
+
+function createBaseAuditQuarantine(): AuditQuarantine {
+  return { origin: "", epoch: 0, seq: 0, reason: "", at_ms: 0 };
+}
+
+export const AuditQuarantine: MessageFns<AuditQuarantine> = {
+  encode(message: AuditQuarantine, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.origin !== "") {
+      writer.uint32(10).string(message.origin);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(16).uint32(message.epoch);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(24).uint64(message.seq);
+    }
+    if (message.reason !== "") {
+      writer.uint32(34).string(message.reason);
+    }
+    if (message.at_ms !== 0) {
+      writer.uint32(40).int64(message.at_ms);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuditQuarantine {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuditQuarantine();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.origin = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.epoch = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.at_ms = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuditQuarantine {
+    return {
+      origin: isSet(object.origin) ? globalThis.String(object.origin) : "",
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      at_ms: isSet(object.atMs)
+        ? globalThis.Number(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.Number(object.at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: AuditQuarantine): unknown {
+    const obj: any = {};
+    if (message.origin !== "") {
+      obj.origin = message.origin;
+    }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.at_ms !== 0) {
+      obj.atMs = Math.round(message.at_ms);
+    }
     return obj;
   },
 };
@@ -370,6 +662,8 @@ function createBaseGetStatusResponse(): GetStatusResponse {
     own_cameras: 0,
     subtree_cameras: 0,
     started_ms: 0,
+    audit_quarantines: [],
+    audit_entries_own: 0,
   };
 }
 
@@ -401,6 +695,12 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     }
     if (message.started_ms !== 0) {
       writer.uint32(72).int64(message.started_ms);
+    }
+    for (const v of message.audit_quarantines) {
+      AuditQuarantine.encode(v!, writer.uint32(82).fork()).join();
+    }
+    if (message.audit_entries_own !== 0) {
+      writer.uint32(88).uint64(message.audit_entries_own);
     }
     return writer;
   },
@@ -490,6 +790,22 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
             message.started_ms = longToNumber(reader.int64());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.audit_quarantines.push(AuditQuarantine.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.audit_entries_own = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -531,6 +847,16 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
         : isSet(object.started_ms)
         ? globalThis.Number(object.started_ms)
         : 0,
+      audit_quarantines: globalThis.Array.isArray(object?.auditQuarantines)
+        ? object.auditQuarantines.map((e: any) => AuditQuarantine.fromJSON(e))
+        : globalThis.Array.isArray(object?.audit_quarantines)
+        ? object.audit_quarantines.map((e: any) => AuditQuarantine.fromJSON(e))
+        : [],
+      audit_entries_own: isSet(object.auditEntriesOwn)
+        ? globalThis.Number(object.auditEntriesOwn)
+        : isSet(object.audit_entries_own)
+        ? globalThis.Number(object.audit_entries_own)
+        : 0,
     };
   },
 
@@ -562,6 +888,12 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     }
     if (message.started_ms !== 0) {
       obj.startedMs = Math.round(message.started_ms);
+    }
+    if (message.audit_quarantines?.length) {
+      obj.auditQuarantines = message.audit_quarantines.map((e) => AuditQuarantine.toJSON(e));
+    }
+    if (message.audit_entries_own !== 0) {
+      obj.auditEntriesOwn = Math.round(message.audit_entries_own);
     }
     return obj;
   },
@@ -1102,6 +1434,965 @@ export const ListCamerasResponse: MessageFns<ListCamerasResponse> = {
   },
 };
 
+function createBaseVerifyAuditRequest(): VerifyAuditRequest {
+  return { site: "" };
+}
+
+export const VerifyAuditRequest: MessageFns<VerifyAuditRequest> = {
+  encode(message: VerifyAuditRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.site !== "") {
+      writer.uint32(10).string(message.site);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VerifyAuditRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVerifyAuditRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.site = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VerifyAuditRequest {
+    return { site: isSet(object.site) ? globalThis.String(object.site) : "" };
+  },
+
+  toJSON(message: VerifyAuditRequest): unknown {
+    const obj: any = {};
+    if (message.site !== "") {
+      obj.site = message.site;
+    }
+    return obj;
+  },
+};
+
+function createBaseChainReport(): ChainReport {
+  return {
+    origin: "",
+    epoch: 0,
+    entries: 0,
+    first_seq: 0,
+    last_seq: 0,
+    head_hash: "",
+    ok: false,
+    bad_seq: 0,
+    reason: "",
+    quarantined: "",
+  };
+}
+
+export const ChainReport: MessageFns<ChainReport> = {
+  encode(message: ChainReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.origin !== "") {
+      writer.uint32(10).string(message.origin);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(16).uint32(message.epoch);
+    }
+    if (message.entries !== 0) {
+      writer.uint32(24).uint64(message.entries);
+    }
+    if (message.first_seq !== 0) {
+      writer.uint32(32).uint64(message.first_seq);
+    }
+    if (message.last_seq !== 0) {
+      writer.uint32(40).uint64(message.last_seq);
+    }
+    if (message.head_hash !== "") {
+      writer.uint32(50).string(message.head_hash);
+    }
+    if (message.ok !== false) {
+      writer.uint32(56).bool(message.ok);
+    }
+    if (message.bad_seq !== 0) {
+      writer.uint32(64).uint64(message.bad_seq);
+    }
+    if (message.reason !== "") {
+      writer.uint32(74).string(message.reason);
+    }
+    if (message.quarantined !== "") {
+      writer.uint32(82).string(message.quarantined);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChainReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChainReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.origin = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.epoch = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.entries = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.first_seq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.last_seq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.head_hash = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.ok = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.bad_seq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.quarantined = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChainReport {
+    return {
+      origin: isSet(object.origin) ? globalThis.String(object.origin) : "",
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      entries: isSet(object.entries) ? globalThis.Number(object.entries) : 0,
+      first_seq: isSet(object.firstSeq)
+        ? globalThis.Number(object.firstSeq)
+        : isSet(object.first_seq)
+        ? globalThis.Number(object.first_seq)
+        : 0,
+      last_seq: isSet(object.lastSeq)
+        ? globalThis.Number(object.lastSeq)
+        : isSet(object.last_seq)
+        ? globalThis.Number(object.last_seq)
+        : 0,
+      head_hash: isSet(object.headHash)
+        ? globalThis.String(object.headHash)
+        : isSet(object.head_hash)
+        ? globalThis.String(object.head_hash)
+        : "",
+      ok: isSet(object.ok) ? globalThis.Boolean(object.ok) : false,
+      bad_seq: isSet(object.badSeq)
+        ? globalThis.Number(object.badSeq)
+        : isSet(object.bad_seq)
+        ? globalThis.Number(object.bad_seq)
+        : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      quarantined: isSet(object.quarantined) ? globalThis.String(object.quarantined) : "",
+    };
+  },
+
+  toJSON(message: ChainReport): unknown {
+    const obj: any = {};
+    if (message.origin !== "") {
+      obj.origin = message.origin;
+    }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.entries !== 0) {
+      obj.entries = Math.round(message.entries);
+    }
+    if (message.first_seq !== 0) {
+      obj.firstSeq = Math.round(message.first_seq);
+    }
+    if (message.last_seq !== 0) {
+      obj.lastSeq = Math.round(message.last_seq);
+    }
+    if (message.head_hash !== "") {
+      obj.headHash = message.head_hash;
+    }
+    if (message.ok !== false) {
+      obj.ok = message.ok;
+    }
+    if (message.bad_seq !== 0) {
+      obj.badSeq = Math.round(message.bad_seq);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.quarantined !== "") {
+      obj.quarantined = message.quarantined;
+    }
+    return obj;
+  },
+};
+
+function createBaseVerifyAuditResponse(): VerifyAuditResponse {
+  return { chains: [] };
+}
+
+export const VerifyAuditResponse: MessageFns<VerifyAuditResponse> = {
+  encode(message: VerifyAuditResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.chains) {
+      ChainReport.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VerifyAuditResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVerifyAuditResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chains.push(ChainReport.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VerifyAuditResponse {
+    return {
+      chains: globalThis.Array.isArray(object?.chains) ? object.chains.map((e: any) => ChainReport.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: VerifyAuditResponse): unknown {
+    const obj: any = {};
+    if (message.chains?.length) {
+      obj.chains = message.chains.map((e) => ChainReport.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseListAuditRequest(): ListAuditRequest {
+  return { site: "", since_ms: 0, until_ms: 0, actor: "", action: "", limit: 0 };
+}
+
+export const ListAuditRequest: MessageFns<ListAuditRequest> = {
+  encode(message: ListAuditRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.site !== "") {
+      writer.uint32(10).string(message.site);
+    }
+    if (message.since_ms !== 0) {
+      writer.uint32(16).int64(message.since_ms);
+    }
+    if (message.until_ms !== 0) {
+      writer.uint32(24).int64(message.until_ms);
+    }
+    if (message.actor !== "") {
+      writer.uint32(34).string(message.actor);
+    }
+    if (message.action !== "") {
+      writer.uint32(42).string(message.action);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(48).uint32(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListAuditRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListAuditRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.site = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.since_ms = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.until_ms = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.actor = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.action = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListAuditRequest {
+    return {
+      site: isSet(object.site) ? globalThis.String(object.site) : "",
+      since_ms: isSet(object.sinceMs)
+        ? globalThis.Number(object.sinceMs)
+        : isSet(object.since_ms)
+        ? globalThis.Number(object.since_ms)
+        : 0,
+      until_ms: isSet(object.untilMs)
+        ? globalThis.Number(object.untilMs)
+        : isSet(object.until_ms)
+        ? globalThis.Number(object.until_ms)
+        : 0,
+      actor: isSet(object.actor) ? globalThis.String(object.actor) : "",
+      action: isSet(object.action) ? globalThis.String(object.action) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+    };
+  },
+
+  toJSON(message: ListAuditRequest): unknown {
+    const obj: any = {};
+    if (message.site !== "") {
+      obj.site = message.site;
+    }
+    if (message.since_ms !== 0) {
+      obj.sinceMs = Math.round(message.since_ms);
+    }
+    if (message.until_ms !== 0) {
+      obj.untilMs = Math.round(message.until_ms);
+    }
+    if (message.actor !== "") {
+      obj.actor = message.actor;
+    }
+    if (message.action !== "") {
+      obj.action = message.action;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+};
+
+function createBaseListAuditResponse(): ListAuditResponse {
+  return { entries: [] };
+}
+
+export const ListAuditResponse: MessageFns<ListAuditResponse> = {
+  encode(message: ListAuditResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entries) {
+      AuditEntry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListAuditResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListAuditResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(AuditEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListAuditResponse {
+    return {
+      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => AuditEntry.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListAuditResponse): unknown {
+    const obj: any = {};
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => AuditEntry.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseRecordAuditRequest(): RecordAuditRequest {
+  return { actor: "", action: "", target: "", result: "", details: "" };
+}
+
+export const RecordAuditRequest: MessageFns<RecordAuditRequest> = {
+  encode(message: RecordAuditRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.actor !== "") {
+      writer.uint32(10).string(message.actor);
+    }
+    if (message.action !== "") {
+      writer.uint32(18).string(message.action);
+    }
+    if (message.target !== "") {
+      writer.uint32(26).string(message.target);
+    }
+    if (message.result !== "") {
+      writer.uint32(34).string(message.result);
+    }
+    if (message.details !== "") {
+      writer.uint32(42).string(message.details);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RecordAuditRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRecordAuditRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.actor = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.action = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.target = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.result = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.details = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RecordAuditRequest {
+    return {
+      actor: isSet(object.actor) ? globalThis.String(object.actor) : "",
+      action: isSet(object.action) ? globalThis.String(object.action) : "",
+      target: isSet(object.target) ? globalThis.String(object.target) : "",
+      result: isSet(object.result) ? globalThis.String(object.result) : "",
+      details: isSet(object.details) ? globalThis.String(object.details) : "",
+    };
+  },
+
+  toJSON(message: RecordAuditRequest): unknown {
+    const obj: any = {};
+    if (message.actor !== "") {
+      obj.actor = message.actor;
+    }
+    if (message.action !== "") {
+      obj.action = message.action;
+    }
+    if (message.target !== "") {
+      obj.target = message.target;
+    }
+    if (message.result !== "") {
+      obj.result = message.result;
+    }
+    if (message.details !== "") {
+      obj.details = message.details;
+    }
+    return obj;
+  },
+};
+
+function createBaseRecordAuditResponse(): RecordAuditResponse {
+  return { entry: undefined };
+}
+
+export const RecordAuditResponse: MessageFns<RecordAuditResponse> = {
+  encode(message: RecordAuditResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.entry !== undefined) {
+      AuditEntry.encode(message.entry, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RecordAuditResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRecordAuditResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entry = AuditEntry.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RecordAuditResponse {
+    return { entry: isSet(object.entry) ? AuditEntry.fromJSON(object.entry) : undefined };
+  },
+
+  toJSON(message: RecordAuditResponse): unknown {
+    const obj: any = {};
+    if (message.entry !== undefined) {
+      obj.entry = AuditEntry.toJSON(message.entry);
+    }
+    return obj;
+  },
+};
+
+function createBaseResolveAuditQuarantineRequest(): ResolveAuditQuarantineRequest {
+  return { origin: "" };
+}
+
+export const ResolveAuditQuarantineRequest: MessageFns<ResolveAuditQuarantineRequest> = {
+  encode(message: ResolveAuditQuarantineRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.origin !== "") {
+      writer.uint32(10).string(message.origin);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResolveAuditQuarantineRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResolveAuditQuarantineRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.origin = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResolveAuditQuarantineRequest {
+    return { origin: isSet(object.origin) ? globalThis.String(object.origin) : "" };
+  },
+
+  toJSON(message: ResolveAuditQuarantineRequest): unknown {
+    const obj: any = {};
+    if (message.origin !== "") {
+      obj.origin = message.origin;
+    }
+    return obj;
+  },
+};
+
+function createBaseResolveAuditQuarantineResponse(): ResolveAuditQuarantineResponse {
+  return { resolved: false };
+}
+
+export const ResolveAuditQuarantineResponse: MessageFns<ResolveAuditQuarantineResponse> = {
+  encode(message: ResolveAuditQuarantineResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.resolved !== false) {
+      writer.uint32(8).bool(message.resolved);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResolveAuditQuarantineResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResolveAuditQuarantineResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.resolved = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResolveAuditQuarantineResponse {
+    return { resolved: isSet(object.resolved) ? globalThis.Boolean(object.resolved) : false };
+  },
+
+  toJSON(message: ResolveAuditQuarantineResponse): unknown {
+    const obj: any = {};
+    if (message.resolved !== false) {
+      obj.resolved = message.resolved;
+    }
+    return obj;
+  },
+};
+
+function createBasePruneAuditRequest(): PruneAuditRequest {
+  return { retention_ms: 0 };
+}
+
+export const PruneAuditRequest: MessageFns<PruneAuditRequest> = {
+  encode(message: PruneAuditRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.retention_ms !== 0) {
+      writer.uint32(8).int64(message.retention_ms);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PruneAuditRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePruneAuditRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.retention_ms = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PruneAuditRequest {
+    return {
+      retention_ms: isSet(object.retentionMs)
+        ? globalThis.Number(object.retentionMs)
+        : isSet(object.retention_ms)
+        ? globalThis.Number(object.retention_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: PruneAuditRequest): unknown {
+    const obj: any = {};
+    if (message.retention_ms !== 0) {
+      obj.retentionMs = Math.round(message.retention_ms);
+    }
+    return obj;
+  },
+};
+
+function createBasePruneAuditResponse(): PruneAuditResponse {
+  return { deleted: 0 };
+}
+
+export const PruneAuditResponse: MessageFns<PruneAuditResponse> = {
+  encode(message: PruneAuditResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deleted !== 0) {
+      writer.uint32(8).uint64(message.deleted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PruneAuditResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePruneAuditResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.deleted = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PruneAuditResponse {
+    return { deleted: isSet(object.deleted) ? globalThis.Number(object.deleted) : 0 };
+  },
+
+  toJSON(message: PruneAuditResponse): unknown {
+    const obj: any = {};
+    if (message.deleted !== 0) {
+      obj.deleted = Math.round(message.deleted);
+    }
+    return obj;
+  },
+};
+
 /**
  * The local administration API of a running node, served on a unix socket inside
  * the node's data directory; file permissions decide who may use it. The vmtree
@@ -1153,6 +2444,59 @@ export const AdminServiceService = {
     responseSerialize: (value: ListCamerasResponse): Buffer => Buffer.from(ListCamerasResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListCamerasResponse => ListCamerasResponse.decode(value),
   },
+  /** Verifies every audit chain the node holds (its own and its subtree's). */
+  verifyAudit: {
+    path: "/vmtree.v1.AdminService/VerifyAudit" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: VerifyAuditRequest): Buffer => Buffer.from(VerifyAuditRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): VerifyAuditRequest => VerifyAuditRequest.decode(value),
+    responseSerialize: (value: VerifyAuditResponse): Buffer => Buffer.from(VerifyAuditResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): VerifyAuditResponse => VerifyAuditResponse.decode(value),
+  },
+  /** Queries audit entries. */
+  listAudit: {
+    path: "/vmtree.v1.AdminService/ListAudit" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListAuditRequest): Buffer => Buffer.from(ListAuditRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListAuditRequest => ListAuditRequest.decode(value),
+    responseSerialize: (value: ListAuditResponse): Buffer => Buffer.from(ListAuditResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListAuditResponse => ListAuditResponse.decode(value),
+  },
+  /** Records an action of the site's own video system (a user viewing a camera, say). */
+  recordAudit: {
+    path: "/vmtree.v1.AdminService/RecordAudit" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RecordAuditRequest): Buffer => Buffer.from(RecordAuditRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RecordAuditRequest => RecordAuditRequest.decode(value),
+    responseSerialize: (value: RecordAuditResponse): Buffer => Buffer.from(RecordAuditResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RecordAuditResponse => RecordAuditResponse.decode(value),
+  },
+  /** Lifts the quarantine of an origin's audit stream; the break is recorded. */
+  resolveAuditQuarantine: {
+    path: "/vmtree.v1.AdminService/ResolveAuditQuarantine" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResolveAuditQuarantineRequest): Buffer =>
+      Buffer.from(ResolveAuditQuarantineRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResolveAuditQuarantineRequest => ResolveAuditQuarantineRequest.decode(value),
+    responseSerialize: (value: ResolveAuditQuarantineResponse): Buffer =>
+      Buffer.from(ResolveAuditQuarantineResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ResolveAuditQuarantineResponse =>
+      ResolveAuditQuarantineResponse.decode(value),
+  },
+  /** Deletes audit entries past retention that the parent has stored. */
+  pruneAudit: {
+    path: "/vmtree.v1.AdminService/PruneAudit" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PruneAuditRequest): Buffer => Buffer.from(PruneAuditRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PruneAuditRequest => PruneAuditRequest.decode(value),
+    responseSerialize: (value: PruneAuditResponse): Buffer => Buffer.from(PruneAuditResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PruneAuditResponse => PruneAuditResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -1166,6 +2510,16 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   importCameras: handleUnaryCall<ImportCamerasRequest, ImportCamerasResponse>;
   /** Lists the cameras of this node and its subtree; stream URLs carry no credentials. */
   listCameras: handleUnaryCall<ListCamerasRequest, ListCamerasResponse>;
+  /** Verifies every audit chain the node holds (its own and its subtree's). */
+  verifyAudit: handleUnaryCall<VerifyAuditRequest, VerifyAuditResponse>;
+  /** Queries audit entries. */
+  listAudit: handleUnaryCall<ListAuditRequest, ListAuditResponse>;
+  /** Records an action of the site's own video system (a user viewing a camera, say). */
+  recordAudit: handleUnaryCall<RecordAuditRequest, RecordAuditResponse>;
+  /** Lifts the quarantine of an origin's audit stream; the break is recorded. */
+  resolveAuditQuarantine: handleUnaryCall<ResolveAuditQuarantineRequest, ResolveAuditQuarantineResponse>;
+  /** Deletes audit entries past retention that the parent has stored. */
+  pruneAudit: handleUnaryCall<PruneAuditRequest, PruneAuditResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -1234,6 +2588,86 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListCamerasResponse) => void,
+  ): ClientUnaryCall;
+  /** Verifies every audit chain the node holds (its own and its subtree's). */
+  verifyAudit(
+    request: VerifyAuditRequest,
+    callback: (error: ServiceError | null, response: VerifyAuditResponse) => void,
+  ): ClientUnaryCall;
+  verifyAudit(
+    request: VerifyAuditRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: VerifyAuditResponse) => void,
+  ): ClientUnaryCall;
+  verifyAudit(
+    request: VerifyAuditRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: VerifyAuditResponse) => void,
+  ): ClientUnaryCall;
+  /** Queries audit entries. */
+  listAudit(
+    request: ListAuditRequest,
+    callback: (error: ServiceError | null, response: ListAuditResponse) => void,
+  ): ClientUnaryCall;
+  listAudit(
+    request: ListAuditRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListAuditResponse) => void,
+  ): ClientUnaryCall;
+  listAudit(
+    request: ListAuditRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListAuditResponse) => void,
+  ): ClientUnaryCall;
+  /** Records an action of the site's own video system (a user viewing a camera, say). */
+  recordAudit(
+    request: RecordAuditRequest,
+    callback: (error: ServiceError | null, response: RecordAuditResponse) => void,
+  ): ClientUnaryCall;
+  recordAudit(
+    request: RecordAuditRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RecordAuditResponse) => void,
+  ): ClientUnaryCall;
+  recordAudit(
+    request: RecordAuditRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RecordAuditResponse) => void,
+  ): ClientUnaryCall;
+  /** Lifts the quarantine of an origin's audit stream; the break is recorded. */
+  resolveAuditQuarantine(
+    request: ResolveAuditQuarantineRequest,
+    callback: (error: ServiceError | null, response: ResolveAuditQuarantineResponse) => void,
+  ): ClientUnaryCall;
+  resolveAuditQuarantine(
+    request: ResolveAuditQuarantineRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResolveAuditQuarantineResponse) => void,
+  ): ClientUnaryCall;
+  resolveAuditQuarantine(
+    request: ResolveAuditQuarantineRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResolveAuditQuarantineResponse) => void,
+  ): ClientUnaryCall;
+  /** Deletes audit entries past retention that the parent has stored. */
+  pruneAudit(
+    request: PruneAuditRequest,
+    callback: (error: ServiceError | null, response: PruneAuditResponse) => void,
+  ): ClientUnaryCall;
+  pruneAudit(
+    request: PruneAuditRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PruneAuditResponse) => void,
+  ): ClientUnaryCall;
+  pruneAudit(
+    request: PruneAuditRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PruneAuditResponse) => void,
   ): ClientUnaryCall;
 }
 

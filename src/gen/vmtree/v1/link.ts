@@ -20,6 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { AuditEntry, AuditHead } from "./audit.js";
 import { CameraChange } from "./inventory.js";
 
 export const protobufPackage = "vmtree.v1";
@@ -41,6 +42,8 @@ export interface Checkpoint {
 export interface HelloResponse {
   checkpoints: Checkpoint[];
   parent_site: string;
+  /** The audit head the parent holds for every origin in the child's subtree. */
+  audit_heads: AuditHead[];
 }
 
 export interface SyncInventoryRequest {
@@ -60,6 +63,28 @@ export interface SyncInventoryResponse {
   batch_id: number;
   /** The parent's checkpoints for the origins the batch touched, after applying it. */
   checkpoints: Checkpoint[];
+}
+
+export interface SyncAuditRequest {
+  batch_id: number;
+  /** In order per origin: by epoch, then sequence. */
+  entries: AuditEntry[];
+  /** Entries still waiting after this batch (informational). */
+  pending: number;
+}
+
+export interface SyncAuditResponse {
+  batch_id: number;
+  /**
+   * The parent's heads, after storing the batch, for the origins it touched: the
+   * anchors against which a rewritten history is detected.
+   */
+  heads: AuditHead[];
+  /**
+   * Origins whose audit stream the parent has quarantined; their entries are not
+   * accepted until an administrator there resolves it.
+   */
+  quarantined_origins: string[];
 }
 
 function createBaseHelloRequest(): HelloRequest {
@@ -228,7 +253,7 @@ export const Checkpoint: MessageFns<Checkpoint> = {
 };
 
 function createBaseHelloResponse(): HelloResponse {
-  return { checkpoints: [], parent_site: "" };
+  return { checkpoints: [], parent_site: "", audit_heads: [] };
 }
 
 export const HelloResponse: MessageFns<HelloResponse> = {
@@ -238,6 +263,9 @@ export const HelloResponse: MessageFns<HelloResponse> = {
     }
     if (message.parent_site !== "") {
       writer.uint32(18).string(message.parent_site);
+    }
+    for (const v of message.audit_heads) {
+      AuditHead.encode(v!, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -271,6 +299,14 @@ export const HelloResponse: MessageFns<HelloResponse> = {
             message.parent_site = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.audit_heads.push(AuditHead.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -293,6 +329,11 @@ export const HelloResponse: MessageFns<HelloResponse> = {
         : isSet(object.parent_site)
         ? globalThis.String(object.parent_site)
         : "",
+      audit_heads: globalThis.Array.isArray(object?.auditHeads)
+        ? object.auditHeads.map((e: any) => AuditHead.fromJSON(e))
+        : globalThis.Array.isArray(object?.audit_heads)
+        ? object.audit_heads.map((e: any) => AuditHead.fromJSON(e))
+        : [],
     };
   },
 
@@ -303,6 +344,9 @@ export const HelloResponse: MessageFns<HelloResponse> = {
     }
     if (message.parent_site !== "") {
       obj.parentSite = message.parent_site;
+    }
+    if (message.audit_heads?.length) {
+      obj.auditHeads = message.audit_heads.map((e) => AuditHead.toJSON(e));
     }
     return obj;
   },
@@ -504,6 +548,198 @@ export const SyncInventoryResponse: MessageFns<SyncInventoryResponse> = {
   },
 };
 
+function createBaseSyncAuditRequest(): SyncAuditRequest {
+  return { batch_id: 0, entries: [], pending: 0 };
+}
+
+export const SyncAuditRequest: MessageFns<SyncAuditRequest> = {
+  encode(message: SyncAuditRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.batch_id !== 0) {
+      writer.uint32(8).uint64(message.batch_id);
+    }
+    for (const v of message.entries) {
+      AuditEntry.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.pending !== 0) {
+      writer.uint32(24).uint64(message.pending);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SyncAuditRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSyncAuditRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.batch_id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.entries.push(AuditEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.pending = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SyncAuditRequest {
+    return {
+      batch_id: isSet(object.batchId)
+        ? globalThis.Number(object.batchId)
+        : isSet(object.batch_id)
+        ? globalThis.Number(object.batch_id)
+        : 0,
+      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => AuditEntry.fromJSON(e)) : [],
+      pending: isSet(object.pending) ? globalThis.Number(object.pending) : 0,
+    };
+  },
+
+  toJSON(message: SyncAuditRequest): unknown {
+    const obj: any = {};
+    if (message.batch_id !== 0) {
+      obj.batchId = Math.round(message.batch_id);
+    }
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => AuditEntry.toJSON(e));
+    }
+    if (message.pending !== 0) {
+      obj.pending = Math.round(message.pending);
+    }
+    return obj;
+  },
+};
+
+function createBaseSyncAuditResponse(): SyncAuditResponse {
+  return { batch_id: 0, heads: [], quarantined_origins: [] };
+}
+
+export const SyncAuditResponse: MessageFns<SyncAuditResponse> = {
+  encode(message: SyncAuditResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.batch_id !== 0) {
+      writer.uint32(8).uint64(message.batch_id);
+    }
+    for (const v of message.heads) {
+      AuditHead.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.quarantined_origins) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SyncAuditResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSyncAuditResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.batch_id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.heads.push(AuditHead.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.quarantined_origins.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SyncAuditResponse {
+    return {
+      batch_id: isSet(object.batchId)
+        ? globalThis.Number(object.batchId)
+        : isSet(object.batch_id)
+        ? globalThis.Number(object.batch_id)
+        : 0,
+      heads: globalThis.Array.isArray(object?.heads) ? object.heads.map((e: any) => AuditHead.fromJSON(e)) : [],
+      quarantined_origins: globalThis.Array.isArray(object?.quarantinedOrigins)
+        ? object.quarantinedOrigins.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.quarantined_origins)
+        ? object.quarantined_origins.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: SyncAuditResponse): unknown {
+    const obj: any = {};
+    if (message.batch_id !== 0) {
+      obj.batchId = Math.round(message.batch_id);
+    }
+    if (message.heads?.length) {
+      obj.heads = message.heads.map((e) => AuditHead.toJSON(e));
+    }
+    if (message.quarantined_origins?.length) {
+      obj.quarantinedOrigins = message.quarantined_origins;
+    }
+    return obj;
+  },
+};
+
 /**
  * Served by a parent to its enrolled children over mutual TLS. The caller's
  * site id is read from its verified certificate, never from a message.
@@ -537,6 +773,19 @@ export const ParentServiceService = {
       Buffer.from(SyncInventoryResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SyncInventoryResponse => SyncInventoryResponse.decode(value),
   },
+  /**
+   * Audit entries up, acknowledgements down, under the same rules as inventory; the
+   * parent verifies each origin's hash chain as it stores it.
+   */
+  syncAudit: {
+    path: "/vmtree.v1.ParentService/SyncAudit" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: SyncAuditRequest): Buffer => Buffer.from(SyncAuditRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SyncAuditRequest => SyncAuditRequest.decode(value),
+    responseSerialize: (value: SyncAuditResponse): Buffer => Buffer.from(SyncAuditResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SyncAuditResponse => SyncAuditResponse.decode(value),
+  },
 } as const;
 
 export interface ParentServiceServer extends UntypedServiceImplementation {
@@ -550,6 +799,11 @@ export interface ParentServiceServer extends UntypedServiceImplementation {
    * checkpoints included, before it is acknowledged.
    */
   syncInventory: handleBidiStreamingCall<SyncInventoryRequest, SyncInventoryResponse>;
+  /**
+   * Audit entries up, acknowledgements down, under the same rules as inventory; the
+   * parent verifies each origin's hash chain as it stores it.
+   */
+  syncAudit: handleBidiStreamingCall<SyncAuditRequest, SyncAuditResponse>;
 }
 
 export interface ParentServiceClient extends Client {
@@ -582,6 +836,16 @@ export interface ParentServiceClient extends Client {
     metadata: Metadata,
     options?: Partial<CallOptions>,
   ): ClientDuplexStream<SyncInventoryRequest, SyncInventoryResponse>;
+  /**
+   * Audit entries up, acknowledgements down, under the same rules as inventory; the
+   * parent verifies each origin's hash chain as it stores it.
+   */
+  syncAudit(): ClientDuplexStream<SyncAuditRequest, SyncAuditResponse>;
+  syncAudit(options: Partial<CallOptions>): ClientDuplexStream<SyncAuditRequest, SyncAuditResponse>;
+  syncAudit(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<SyncAuditRequest, SyncAuditResponse>;
 }
 
 export const ParentServiceClient = makeGenericClientConstructor(

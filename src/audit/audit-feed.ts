@@ -1,0 +1,48 @@
+import type { ClientDuplexStream } from "@grpc/grpc-js";
+import type { AuditEntry, AuditHead } from "../gen/vmtree/v1/audit.ts";
+import type { ParentServiceClient, SyncAuditRequest, SyncAuditResponse } from "../gen/vmtree/v1/link.ts";
+import type { FeedBatch, UpFeed } from "../link/up-feed.ts";
+import type { AuditLog } from "./audit-log.ts";
+
+/**
+ * Audit entries going up one link session: for each origin held here, every entry after
+ * the head the parent reported at hello, in order (by epoch, then sequence), then new
+ * entries as they are written. Acknowledged heads become this node's anchors.
+ */
+export class AuditFeed implements UpFeed<SyncAuditRequest, SyncAuditResponse> {
+  readonly name = "audit";
+  readonly source: AuditLog;
+  readonly #cursors = new Map<string, { epoch: number; seq: number }>();
+  /** Entries acknowledged in this session. */
+  sent = 0;
+  /** Origins the parent reported as quarantined, as of its last acknowledgement. */
+  quarantinedByParent: string[] = [];
+
+  constructor(log: AuditLog, parentHeads: readonly AuditHead[]) {
+    this.source = log;
+    for (const head of parentHeads) this.#cursors.set(head.origin, { epoch: head.epoch, seq: head.seq });
+  }
+
+  open(client: ParentServiceClient): ClientDuplexStream<SyncAuditRequest, SyncAuditResponse> {
+    return client.syncAudit();
+  }
+
+  async next(limit: number): Promise<FeedBatch<SyncAuditRequest> | undefined> {
+    const entries: AuditEntry[] = [];
+    for (const head of await this.source.heads()) {
+      if (entries.length >= limit) break;
+      const cursor = this.#cursors.get(head.origin) ?? { epoch: 0, seq: 0 };
+      const batch = await this.source.entriesAfter(head.origin, cursor.epoch, cursor.seq, limit - entries.length);
+      const last = batch.at(-1);
+      if (last) this.#cursors.set(head.origin, { epoch: last.epoch, seq: last.seq });
+      entries.push(...batch);
+    }
+    return entries.length === 0 ? undefined : { request: { entries, pending: 0 }, count: entries.length };
+  }
+
+  async acknowledged(response: SyncAuditResponse, count: number): Promise<void> {
+    this.sent += count;
+    this.quarantinedByParent = response.quarantined_origins;
+    await this.source.saveAnchors(response.heads);
+  }
+}

@@ -1,0 +1,402 @@
+import { EventEmitter } from "node:events";
+import type { AuditEntry, AuditHead } from "../gen/vmtree/v1/audit.ts";
+import { isInSubtree } from "../pki/site-id.ts";
+import type { NodeStore } from "../store/node-store.ts";
+import { SerialQueue } from "../util/serial-queue.ts";
+import { canonicalJson, GENESIS_HASH, hashEntry } from "./audit-hash.ts";
+import { checkChain, type ChainBreak } from "./chain.ts";
+
+/** Something that happened on this node, as the caller describes it. */
+export interface AuditEvent {
+  actor: string;
+  action: string;
+  target: string;
+  result: "ok" | "refused" | "failed";
+  details?: Record<string, unknown>;
+}
+
+/** Why an origin's stream is no longer accepted, until an administrator resolves it. */
+export interface Quarantine {
+  origin: string;
+  epoch: number;
+  seq: number;
+  reason: string;
+  atMs: number;
+}
+
+/** A point where a chain legitimately restarts: entries before it were pruned, or an administrator accepted a break. */
+export interface ChainBase {
+  origin: string;
+  epoch: number;
+  seq: number;
+  prev_hash: string;
+  why: "pruned" | "resolved";
+}
+
+/** What `ingest` did with a batch. */
+export interface IngestResult {
+  stored: number;
+  heads: AuditHead[];
+  /** Origins quarantined by this batch, or already quarantined. */
+  quarantined: Quarantine[];
+  /** Origins quarantined by this batch. */
+  newlyQuarantined: Quarantine[];
+}
+
+/** The outcome of verifying one origin's chain in one epoch. */
+export interface ChainReport {
+  origin: string;
+  epoch: number;
+  entries: number;
+  firstSeq: number;
+  lastSeq: number;
+  headHash: string;
+  ok: boolean;
+  badSeq?: number;
+  reason?: string;
+  quarantined?: string;
+}
+
+/** Filters of {@link AuditLog.list}. */
+export interface AuditQuery {
+  site?: string;
+  sinceMs?: number;
+  untilMs?: number;
+  actor?: string;
+  action?: string;
+  limit?: number;
+}
+
+const EPOCH_DIGITS = 10;
+const SEQ_DIGITS = 16;
+const entryKey = (origin: string, epoch: number, seq: number) =>
+  `${origin}|${String(epoch).padStart(EPOCH_DIGITS, "0")}|${String(seq).padStart(SEQ_DIGITS, "0")}`;
+
+/**
+ * The audit log a node holds: its own hash-chained entries and those of its subtree,
+ * verified as they arrive (R-6.4). Appending, ingesting, resolving and pruning are
+ * serialized; every write is one atomic, synced LevelDB batch that also moves the
+ * origin's head, so the head never runs ahead of the entries it covers.
+ *
+ * Emits `change` after every write that added entries.
+ */
+export class AuditLog extends EventEmitter<{ change: [] }> {
+  readonly #store: NodeStore;
+  readonly #site: string;
+  readonly #epoch: number;
+  readonly #entries;
+  readonly #heads;
+  readonly #quarantines;
+  readonly #bases;
+  readonly #anchors;
+  readonly #writes = new SerialQueue();
+
+  constructor(store: NodeStore, site: string, epoch: number) {
+    super();
+    this.#store = store;
+    this.#site = site;
+    this.#epoch = epoch;
+    this.#entries = store.section<AuditEntry>("audit-entry");
+    this.#heads = store.section<AuditHead & { reanchor?: boolean }>("audit-head");
+    this.#quarantines = store.section<Quarantine>("audit-quarantine");
+    this.#bases = store.section<ChainBase>("audit-base");
+    this.#anchors = store.section<AuditHead>("audit-anchor");
+  }
+
+  /** Appends an event of this node and resolves with the stored entry once it is durable. */
+  async append(event: AuditEvent): Promise<AuditEntry> {
+    const [entry] = await this.appendMany([event]);
+    return entry!;
+  }
+
+  /** Appends events in order, in one batch. */
+  appendMany(events: readonly AuditEvent[], timeMs = Date.now()): Promise<AuditEntry[]> {
+    return this.#writes.run(() => this.#appendNow(events, timeMs));
+  }
+
+  /** Appends without queueing; only for callers already inside `#writes`. */
+  async #appendNow(events: readonly AuditEvent[], timeMs = Date.now()): Promise<AuditEntry[]> {
+    const head = await this.#heads.get(this.#site);
+    let previous: AuditHead = head?.epoch === this.#epoch ? head : { origin: this.#site, epoch: this.#epoch, seq: 0, hash: GENESIS_HASH };
+    const entries: AuditEntry[] = [];
+    for (const event of events) {
+      const unhashed = {
+        origin: this.#site,
+        epoch: this.#epoch,
+        seq: previous.seq + 1,
+        time_ms: timeMs,
+        actor: event.actor,
+        action: event.action,
+        target: event.target,
+        result: event.result,
+        details: canonicalJson(event.details ?? {}),
+        prev_hash: previous.hash,
+      };
+      const entry = { ...unhashed, hash: hashEntry(unhashed) };
+      entries.push(entry);
+      previous = { origin: this.#site, epoch: this.#epoch, seq: entry.seq, hash: entry.hash };
+    }
+    const ops = entries.map((entry) => put(this.#entries, entryKey(entry.origin, entry.epoch, entry.seq), entry));
+    ops.push(put(this.#heads, this.#site, previous));
+    await this.#store.db.batch(ops, { sync: true });
+    this.emit("change");
+    return entries;
+  }
+
+  /**
+   * Stores entries relayed from a child after checking each origin's chain: the next
+   * sequence, the previous hash and the entry's own hash. The first violation puts the
+   * origin in quarantine: nothing more from it is stored until `resolve`, and an alarm
+   * entry is written on this node. Entries already held (a resend) are skipped.
+   */
+  ingest(entries: readonly AuditEntry[], actor: string): Promise<IngestResult> {
+    return this.#writes.run(async () => {
+      const heads = new Map<string, AuditHead & { reanchor?: boolean }>();
+      const quarantined = new Map<string, Quarantine>();
+      const fresh: Quarantine[] = [];
+      const ops: BatchOp[] = [];
+      let stored = 0;
+      for (const entry of entries) {
+        if (quarantined.has(entry.origin)) continue;
+        const existing = await this.#quarantines.get(entry.origin);
+        if (existing) {
+          quarantined.set(entry.origin, existing);
+          continue;
+        }
+        const head = heads.get(entry.origin) ?? (await this.#heads.get(entry.origin));
+        const verdict = await this.#judge(entry, head);
+        if (verdict === "duplicate") continue;
+        if (typeof verdict === "object") {
+          const quarantine = { origin: entry.origin, epoch: entry.epoch, seq: entry.seq, reason: verdict.reason, atMs: Date.now() };
+          quarantined.set(entry.origin, quarantine);
+          fresh.push(quarantine);
+          ops.push(put(this.#quarantines, entry.origin, quarantine));
+          continue;
+        }
+        if (head?.reanchor) {
+          ops.push(put(this.#bases, entryKey(entry.origin, entry.epoch, entry.seq), {
+            origin: entry.origin, epoch: entry.epoch, seq: entry.seq, prev_hash: entry.prev_hash, why: "resolved",
+          } satisfies ChainBase));
+        }
+        ops.push(put(this.#entries, entryKey(entry.origin, entry.epoch, entry.seq), entry));
+        heads.set(entry.origin, { origin: entry.origin, epoch: entry.epoch, seq: entry.seq, hash: entry.hash });
+        stored += 1;
+      }
+      for (const head of heads.values()) ops.push(put(this.#heads, head.origin, head));
+      if (ops.length > 0) await this.#store.db.batch(ops, { sync: true });
+      if (stored > 0) this.emit("change");
+      if (fresh.length > 0) {
+        await this.#appendNow(fresh.map((q) => ({
+          actor,
+          action: "audit.quarantine",
+          target: q.origin,
+          result: "refused",
+          details: { epoch: q.epoch, seq: q.seq, reason: q.reason },
+        })));
+      }
+      return { stored, heads: [...heads.values()].map(stripFlags), quarantined: [...quarantined.values()], newlyQuarantined: fresh };
+    });
+  }
+
+  /** "accept", "duplicate" or the chain break that quarantines the origin. */
+  async #judge(entry: AuditEntry, head: (AuditHead & { reanchor?: boolean }) | undefined): Promise<"accept" | "duplicate" | ChainBreak> {
+    if (hashEntry(entry) !== entry.hash) return { seq: entry.seq, reason: `entry ${entry.seq} was changed: its hash does not match its content` };
+    if (head?.reanchor && (entry.epoch > head.epoch || (entry.epoch === head.epoch && entry.seq > head.seq))) return "accept";
+    if (!head || entry.epoch > head.epoch) {
+      if (entry.seq === 1 && entry.prev_hash === GENESIS_HASH) return "accept";
+      return { seq: entry.seq, reason: `gap: epoch ${entry.epoch} must start at entry 1, got ${entry.seq}` };
+    }
+    if (entry.epoch < head.epoch) {
+      return { seq: entry.seq, reason: `reordered: entry of epoch ${entry.epoch} after epoch ${head.epoch} began` };
+    }
+    if (entry.seq <= head.seq) {
+      const held = await this.#entries.get(entryKey(entry.origin, entry.epoch, entry.seq));
+      if (held?.hash === entry.hash) return "duplicate";
+      return { seq: entry.seq, reason: `fork: entry ${entry.seq} differs from the one already held` };
+    }
+    if (entry.seq !== head.seq + 1) return { seq: entry.seq, reason: `gap: expected entry ${head.seq + 1}, got ${entry.seq}` };
+    if (entry.prev_hash !== head.hash) {
+      return { seq: entry.seq, reason: `fork: entry ${entry.seq} does not follow the held head ${head.seq} (previous hash differs)` };
+    }
+    return "accept";
+  }
+
+  /**
+   * Lifts the quarantine of `origin`: the next entry that comes after the held head is
+   * accepted as a new anchor, and the break is recorded as a chain base and audited.
+   * Resolves false when the origin was not quarantined.
+   */
+  resolve(origin: string, actor: string): Promise<boolean> {
+    return this.#writes.run(async () => {
+      const quarantine = await this.#quarantines.get(origin);
+      if (!quarantine) return false;
+      const head = (await this.#heads.get(origin)) ?? { origin, epoch: quarantine.epoch, seq: 0, hash: GENESIS_HASH };
+      await this.#store.db.batch([del(this.#quarantines, origin), put(this.#heads, origin, { ...head, reanchor: true })], { sync: true });
+      await this.#appendNow([{ actor, action: "audit.resolve", target: origin, result: "ok", details: { ...quarantine } }]);
+      return true;
+    });
+  }
+
+  /** Heads of every origin in the subtree of `site`, as this node holds them. */
+  async headsIn(site: string): Promise<AuditHead[]> {
+    const result: AuditHead[] = [];
+    for await (const head of this.#heads.values()) if (isInSubtree(head.origin, site)) result.push(stripFlags(head));
+    return result;
+  }
+
+  /** Every origin's head. */
+  async heads(): Promise<AuditHead[]> {
+    return (await this.#heads.values().all()).map(stripFlags);
+  }
+
+  /** Origins whose stream is quarantined. */
+  quarantines(): Promise<Quarantine[]> {
+    return this.#quarantines.values().all();
+  }
+
+  /** Up to `limit` entries of `origin` after (epoch, seq), across epochs, in order. */
+  async entriesAfter(origin: string, epoch: number, seq: number, limit: number): Promise<AuditEntry[]> {
+    return this.#entries.values({ gt: entryKey(origin, epoch, seq), lt: `${origin}}`, limit }).all();
+  }
+
+  /** How many entries of `origin` lie after (epoch, seq). */
+  async countAfter(origin: string, epoch: number, seq: number): Promise<number> {
+    let count = 0;
+    for await (const _key of this.#entries.keys({ gt: entryKey(origin, epoch, seq), lt: `${origin}}` })) count += 1;
+    return count;
+  }
+
+  /** Records the heads the parent acknowledged: they bound pruning and anchor `verify`. */
+  async saveAnchors(heads: readonly AuditHead[]): Promise<void> {
+    if (heads.length === 0) return;
+    await this.#anchors.batch(heads.map((head) => ({ type: "put" as const, key: head.origin, value: stripFlags(head) })));
+  }
+
+  /** Heads acknowledged by the parent, by origin. */
+  async anchors(): Promise<Map<string, AuditHead>> {
+    return new Map((await this.#anchors.values().all()).map((head) => [head.origin, head]));
+  }
+
+  /**
+   * Verifies every chain held (or those in the subtree of `site`): sequence without
+   * gaps, each previous hash, each entry's own hash, the head record, and the heads
+   * the parent acknowledged. Reads the entries in one pass, in key order.
+   */
+  async verify(site?: string): Promise<ChainReport[]> {
+    const heads = new Map((await this.#heads.values().all()).map((head) => [head.origin, head]));
+    const anchors = await this.anchors();
+    const bases = new Map((await this.#bases.values().all()).map((base) => [entryKey(base.origin, base.epoch, base.seq), base]));
+    const quarantines = new Map((await this.quarantines()).map((q) => [q.origin, q]));
+    const reports: ChainReport[] = [];
+    let chain: AuditEntry[] = [];
+    const flush = () => {
+      const first = chain[0];
+      if (!first) return;
+      const head = heads.get(first.origin);
+      reports.push(checkChain(chain, {
+        base: (entry) => bases.get(entryKey(entry.origin, entry.epoch, entry.seq)),
+        head: head?.epoch === first.epoch ? head : undefined,
+        anchor: anchors.get(first.origin),
+        quarantine: quarantines.get(first.origin)?.reason,
+      }));
+      chain = [];
+    };
+    for await (const entry of this.#entries.values()) {
+      if (site !== undefined && !isInSubtree(entry.origin, site)) continue;
+      const current = chain[0];
+      if (current && (current.origin !== entry.origin || current.epoch !== entry.epoch)) flush();
+      chain.push(entry);
+    }
+    flush();
+    for (const [origin, head] of heads) {
+      if (site !== undefined && !isInSubtree(origin, site)) continue;
+      if (head.seq > 0 && !reports.some((r) => r.origin === origin && r.epoch === head.epoch)) {
+        reports.push({ origin, epoch: head.epoch, entries: 0, firstSeq: 0, lastSeq: 0, headHash: head.hash, ok: false, badSeq: head.seq, reason: `every entry up to the head ${head.seq} is missing` });
+      }
+    }
+    return reports.sort((a, b) => (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : a.epoch - b.epoch));
+  }
+
+  /** Entries matching `query`, oldest first per origin. */
+  async list(query: AuditQuery = {}): Promise<AuditEntry[]> {
+    const result: AuditEntry[] = [];
+    const limit = query.limit ?? 10_000;
+    for await (const entry of this.#entries.values()) {
+      if (query.site !== undefined && !isInSubtree(entry.origin, query.site)) continue;
+      if (query.sinceMs !== undefined && entry.time_ms < query.sinceMs) continue;
+      if (query.untilMs !== undefined && entry.time_ms > query.untilMs) continue;
+      if (query.actor !== undefined && entry.actor !== query.actor) continue;
+      if (query.action !== undefined && entry.action !== query.action && !entry.action.startsWith(`${query.action}.`)) continue;
+      result.push(entry);
+      if (result.length >= limit) break;
+    }
+    return result;
+  }
+
+  /**
+   * Deletes entries older than `retentionMs` that the parent has acknowledged (every
+   * entry of an epoch before the acknowledged one, and the acknowledged epoch up to its
+   * head); a root, with no parent, keeps at least seven years. The last deleted entry of
+   * each chain becomes its base, so `verify` still proves the rest, and the deletion is
+   * itself audited. Resolves with how many entries were deleted.
+   */
+  prune(options: { nowMs: number; retentionMs: number; isRoot: boolean; actor: string }): Promise<number> {
+    return this.#writes.run(async () => {
+      const cutoff = options.nowMs - (options.isRoot ? Math.max(options.retentionMs, SEVEN_YEARS_MS) : options.retentionMs);
+      const anchors = await this.anchors();
+      const covered = (entry: AuditEntry) => {
+        if (options.isRoot) return true;
+        const anchor = anchors.get(entry.origin);
+        return anchor !== undefined && (entry.epoch < anchor.epoch || (entry.epoch === anchor.epoch && entry.seq <= anchor.seq));
+      };
+      const ops: BatchOp[] = [];
+      const pruned = new Map<string, { origin: string; epoch: number; from: number; to: number; last: AuditEntry }>();
+      let blocked = "";
+      for await (const entry of this.#entries.values()) {
+        const chainId = `${entry.origin}|${entry.epoch}`;
+        // Only a prefix of each chain may go: stop at the first entry that must stay.
+        if (blocked === chainId) continue;
+        if (entry.time_ms >= cutoff || !covered(entry)) {
+          blocked = chainId;
+          continue;
+        }
+        ops.push(del(this.#entries, entryKey(entry.origin, entry.epoch, entry.seq)));
+        const run = pruned.get(chainId);
+        if (run) Object.assign(run, { to: entry.seq, last: entry });
+        else pruned.set(chainId, { origin: entry.origin, epoch: entry.epoch, from: entry.seq, to: entry.seq, last: entry });
+      }
+      if (ops.length === 0) return 0;
+      for (const run of pruned.values()) {
+        const base: ChainBase = { origin: run.origin, epoch: run.epoch, seq: run.to + 1, prev_hash: run.last.hash, why: "pruned" };
+        ops.push(put(this.#bases, entryKey(run.origin, run.epoch, run.to + 1), base));
+      }
+      await this.#store.db.batch(ops, { sync: true });
+      for (const run of pruned.values()) {
+        await this.#appendNow([{
+          actor: options.actor,
+          action: "audit.prune",
+          target: run.origin,
+          result: "ok",
+          details: { epoch: run.epoch, from: run.from, to: run.to, last_hash: run.last.hash },
+        }]);
+      }
+      return ops.length - pruned.size;
+    });
+  }
+}
+
+const SEVEN_YEARS_MS = 7 * 366 * 24 * 3600 * 1000;
+
+type BatchOp = { type: "put"; sublevel: never; key: string; value: unknown } | { type: "del"; sublevel: never; key: string };
+
+function put(sublevel: object, key: string, value: unknown): BatchOp {
+  return { type: "put", sublevel: sublevel as never, key, value };
+}
+
+function del(sublevel: object, key: string): BatchOp {
+  return { type: "del", sublevel: sublevel as never, key };
+}
+
+function stripFlags(head: AuditHead & { reanchor?: boolean }): AuditHead {
+  return { origin: head.origin, epoch: head.epoch, seq: head.seq, hash: head.hash };
+}

@@ -1,0 +1,64 @@
+import type { handleUnaryCall } from "@grpc/grpc-js";
+import type { AdminServiceServer } from "../gen/vmtree/v1/admin.ts";
+import type { AdminOperations } from "./admin-operations.ts";
+
+type RequestOf<H> = H extends handleUnaryCall<infer Req, unknown> ? Req : never;
+type ResponseOf<H> = H extends handleUnaryCall<never, infer Res> ? Res : never;
+
+/** The admin API as plain async functions: the same shape locally, over the socket, and in the server. */
+export type AdminHandlers = {
+  [Method in keyof AdminServiceServer]: (request: RequestOf<AdminServiceServer[Method]>) => Promise<ResponseOf<AdminServiceServer[Method]>>;
+};
+
+/** The admin API's method names, for code that maps over all of them. */
+export const ADMIN_METHODS = [
+  "getStatus",
+  "createInvite",
+  "importCameras",
+  "listCameras",
+  "verifyAudit",
+  "listAudit",
+  "recordAudit",
+  "resolveAuditQuarantine",
+  "pruneAudit",
+] as const satisfies readonly (keyof AdminServiceServer)[];
+
+/** Binds the admin API to `operations`, acting as `actor`. */
+export function createAdminHandlers(operations: AdminOperations, actor: string): AdminHandlers {
+  return {
+    getStatus: () => operations.status(actor),
+    createInvite: async (request) => {
+      const invite = await operations.createInvite(actor, request.site, request.ttl_seconds ? request.ttl_seconds * 1000 : undefined);
+      return { token: invite.token, expires_ms: invite.expiresMs };
+    },
+    importCameras: (request) => operations.importCameras(actor, request.file_name, request.content),
+    listCameras: async (request) => ({ cameras: await operations.listCameras(actor, request.site || undefined) }),
+    verifyAudit: async (request) => ({
+      chains: (await operations.verifyAudit(actor, request.site || undefined)).map((report) => ({
+        origin: report.origin,
+        epoch: report.epoch,
+        entries: report.entries,
+        first_seq: report.firstSeq,
+        last_seq: report.lastSeq,
+        head_hash: report.headHash,
+        ok: report.ok,
+        bad_seq: report.badSeq ?? 0,
+        reason: report.reason ?? "",
+        quarantined: report.quarantined ?? "",
+      })),
+    }),
+    listAudit: async (request) => ({
+      entries: await operations.listAudit(actor, {
+        ...(request.site ? { site: request.site } : {}),
+        ...(request.since_ms ? { sinceMs: request.since_ms } : {}),
+        ...(request.until_ms ? { untilMs: request.until_ms } : {}),
+        ...(request.actor ? { actor: request.actor } : {}),
+        ...(request.action ? { action: request.action } : {}),
+        ...(request.limit ? { limit: request.limit } : {}),
+      }),
+    }),
+    recordAudit: async (request) => ({ entry: await operations.recordAudit(request) }),
+    resolveAuditQuarantine: async (request) => ({ resolved: await operations.resolveAuditQuarantine(actor, request.origin) }),
+    pruneAudit: async (request) => ({ deleted: await operations.pruneAudit(actor, request.retention_ms || undefined) }),
+  };
+}

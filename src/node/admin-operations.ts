@@ -1,0 +1,232 @@
+import type { ChainReport, Quarantine } from "../audit/audit-log.ts";
+import { VmtreeError } from "../errors.ts";
+import type { GetStatusResponse, LinkStatus } from "../gen/vmtree/v1/admin.ts";
+import type { AuditEntry } from "../gen/vmtree/v1/audit.ts";
+import { parseInventory } from "../inventory/parse-inventory.ts";
+import { DEFAULT_INVITE_TTL_MS } from "../pki/invitations.ts";
+import { assertSiteId } from "../pki/site-id.ts";
+import type { ImportCounts, SiteCamera } from "../sync/inventory-replica.ts";
+import { checkListenAddress } from "./address.ts";
+import type { VmtreeNode } from "./node.ts";
+
+/** Largest inventory file accepted. */
+export const MAX_IMPORT_BYTES = 64 * 1024 * 1024;
+const DAY_MS = 86_400_000;
+export const DEFAULT_AUDIT_RETENTION_DAYS = 90;
+const ACTOR = /^(node|[a-z]+:[^\s]{1,128})$/;
+
+/** Filters of {@link AdminOperations.listAudit}. */
+export interface AuditListQuery {
+  site?: string;
+  sinceMs?: number;
+  untilMs?: number;
+  actor?: string;
+  action?: string;
+  limit?: number;
+}
+
+/**
+ * What an administrator (or the site's own video system) can do to a node, whether it
+ * runs or not. Every operation is audited here, in one place: who, what, on what, and
+ * how it ended (R-6.4).
+ */
+export class AdminOperations {
+  readonly #node: VmtreeNode;
+
+  constructor(node: VmtreeNode) {
+    this.#node = node;
+  }
+
+  /** Imports an inventory file's content as this site's complete inventory. */
+  importCameras(actor: string, fileName: string, content: Uint8Array): Promise<ImportCounts> {
+    return this.#audited(actor, "inventory.import", fileName, async () => {
+      if (content.byteLength > MAX_IMPORT_BYTES) {
+        throw new VmtreeError("invalid_input", `${fileName}: the file is larger than ${MAX_IMPORT_BYTES} bytes`);
+      }
+      const parsed = parseInventory(fileName, content);
+      if (!parsed.ok) throw parsed.error;
+      const { site, epoch } = this.#node.config;
+      return this.#node.replica.importOwn(site, epoch, parsed.value);
+    }, (counts) => ({ ...counts }));
+  }
+
+  /** Cameras of this node and its subtree, or of the subtree of `site`. */
+  listCameras(actor: string, site?: string): Promise<SiteCamera[]> {
+    return this.#audited(actor, "inventory.list", site ?? this.#node.config.site, () => {
+      if (site !== undefined) assertSiteId(site);
+      return this.#node.replica.list(site);
+    }, (cameras) => ({ cameras: cameras.length }));
+  }
+
+  /** Creates a join token for a direct child; the token itself is never recorded. */
+  createInvite(actor: string, site: string, ttlMs = DEFAULT_INVITE_TTL_MS): Promise<{ token: string; expiresMs: number }> {
+    return this.#audited(actor, "enrolment.invite", site, async () => {
+      const node = this.#node;
+      if (checkListenAddress(node.listen).port === 0) {
+        throw new VmtreeError("failed_precondition", "this node listens on port 0 and has not picked its port yet; start `vmtree serve` first");
+      }
+      return node.invitations.create({
+        ownSite: node.config.site,
+        childSite: site,
+        address: node.config.advertise ?? node.listen,
+        caFingerprint: node.identity.rootCaFingerprint,
+        ttlMs,
+      });
+    }, (invite) => ({ expires: new Date(invite.expiresMs).toISOString() }));
+  }
+
+  /** Verifies the audit chains held here. */
+  verifyAudit(actor: string, site?: string): Promise<ChainReport[]> {
+    return this.#audited(actor, "audit.verify", site ?? this.#node.config.site, () => {
+      if (site !== undefined) assertSiteId(site);
+      return this.#node.audit.verify(site);
+    }, (reports) => ({ chains: reports.length, bad: reports.filter((r) => !r.ok).length }));
+  }
+
+  /** Audit entries matching `query`. */
+  listAudit(actor: string, query: AuditListQuery): Promise<AuditEntry[]> {
+    return this.#audited(actor, "audit.list", query.site ?? this.#node.config.site, () => {
+      if (query.site !== undefined) assertSiteId(query.site);
+      return this.#node.audit.list(query);
+    }, (entries) => ({ entries: entries.length }));
+  }
+
+  /** Records an action of the site's own video system; `actor` names its user. */
+  async recordAudit(event: { actor: string; action: string; target: string; result: string; details: string }): Promise<AuditEntry> {
+    checkActor(event.actor);
+    if (!/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/.test(event.action) || event.action.length > 64) {
+      throw new VmtreeError("invalid_argument", `expected an action like vms.view_live, got ${JSON.stringify(event.action.slice(0, 80))}`);
+    }
+    if (event.result !== "ok" && event.result !== "refused" && event.result !== "failed") {
+      throw new VmtreeError("invalid_argument", `expected result ok, refused or failed, got ${JSON.stringify(event.result.slice(0, 80))}`);
+    }
+    if (event.target.length > 512) throw new VmtreeError("invalid_argument", "the target is longer than 512 characters");
+    let details: unknown = {};
+    if (event.details !== "") {
+      try {
+        details = JSON.parse(event.details);
+      } catch {
+        throw new VmtreeError("invalid_argument", "details must be a JSON object");
+      }
+    }
+    if (typeof details !== "object" || details === null || Array.isArray(details) || event.details.length > 16_384) {
+      throw new VmtreeError("invalid_argument", "details must be a JSON object of at most 16 KiB");
+    }
+    return this.#node.audit.append({ ...event, result: event.result, details: details as Record<string, unknown> });
+  }
+
+  /** Lifts the quarantine of `origin`'s audit stream. */
+  resolveAuditQuarantine(actor: string, origin: string): Promise<boolean> {
+    checkActor(actor);
+    assertSiteId(origin);
+    return this.#node.audit.resolve(origin, actor);
+  }
+
+  /** Deletes audit entries past retention (the configured one unless `retentionMs` is given). */
+  pruneAudit(actor: string, retentionMs?: number): Promise<number> {
+    checkActor(actor);
+    const days = this.#node.config.auditRetentionDays ?? DEFAULT_AUDIT_RETENTION_DAYS;
+    return this.#node.audit.prune({ nowMs: Date.now(), retentionMs: retentionMs ?? days * DAY_MS, isRoot: this.#node.isRoot, actor });
+  }
+
+  /** The node's state for `vmtree status`. */
+  status(actor: string): Promise<GetStatusResponse> {
+    return this.#audited(actor, "node.status", this.#node.config.site, () => this.#status());
+  }
+
+  async #status(): Promise<GetStatusResponse> {
+    const node = this.#node;
+    const cameras = await node.replica.list();
+    const links = new Map(node.links.list().map((link) => [link.site, link]));
+    const children: LinkStatus[] = (await node.invitations.children()).map((child) => {
+      const link = links.get(child.site);
+      return {
+        ...emptyLink(child.site),
+        state: link?.state ?? "disconnected",
+        since_ms: link?.sinceMs ?? 0,
+        last_sync_ms: link?.lastSyncMs ?? 0,
+        pending: link?.pending ?? 0,
+        received: link?.received ?? 0,
+        audit_received: link?.auditReceived ?? 0,
+        epoch: child.epoch,
+      };
+    });
+    const ownHead = (await node.audit.heads()).find((head) => head.origin === node.config.site);
+    return {
+      site: node.config.site,
+      epoch: node.config.epoch,
+      listen: node.listen,
+      is_root: node.isRoot,
+      parent: await this.#parentStatus(),
+      children,
+      own_cameras: cameras.filter((c) => c.site === node.config.site).length,
+      subtree_cameras: cameras.length,
+      started_ms: node.serving ? node.startedMs : 0,
+      audit_quarantines: (await node.audit.quarantines()).map(toQuarantineStatus),
+      audit_entries_own: ownHead?.seq ?? 0,
+    };
+  }
+
+  async #parentStatus(): Promise<LinkStatus | undefined> {
+    const node = this.#node;
+    const parent = node.config.parent;
+    if (!parent) return undefined;
+    const link = node.uplinkState();
+    return {
+      ...emptyLink(parent.site),
+      address: link?.address ?? parent.address,
+      state: link?.state ?? "disconnected",
+      since_ms: link?.sinceMs ?? 0,
+      last_sync_ms: link?.lastSyncMs ?? 0,
+      pending: await node.acks.pending(),
+      sent: link?.sent ?? 0,
+      last_error: link ? link.lastError : "the node is not running",
+      epoch: node.config.epoch,
+      audit_sent: link?.auditSent ?? 0,
+      audit_pending: await this.#auditPending(),
+      audit_quarantined_by_parent: link?.auditQuarantinedByParent ?? [],
+    };
+  }
+
+  /** Audit entries held here after the heads the parent acknowledged. */
+  async #auditPending(): Promise<number> {
+    const audit = this.#node.audit;
+    const anchors = await audit.anchors();
+    let total = 0;
+    for (const head of await audit.heads()) {
+      const anchor = anchors.get(head.origin);
+      total += await audit.countAfter(head.origin, anchor?.epoch ?? 0, anchor?.seq ?? 0);
+    }
+    return total;
+  }
+
+  /** Runs an operation and appends who did what to what, and how it ended. */
+  async #audited<T>(actor: string, action: string, target: string, run: () => Promise<T>, details?: (value: T) => Record<string, unknown>): Promise<T> {
+    checkActor(actor);
+    const audit = this.#node.audit;
+    try {
+      const value = await run();
+      await audit.append({ actor, action, target, result: "ok", ...(details ? { details: details(value) } : {}) });
+      return value;
+    } catch (error) {
+      const failure = VmtreeError.from(error);
+      await audit.append({ actor, action, target, result: failure.code === "permission_denied" ? "refused" : "failed", details: { error: failure.message } });
+      throw failure;
+    }
+  }
+}
+
+function checkActor(actor: string): void {
+  if (!ACTOR.test(actor)) throw new VmtreeError("invalid_argument", `expected an actor like user:NAME, got ${JSON.stringify(actor.slice(0, 80))}`);
+}
+
+function emptyLink(site: string): LinkStatus {
+  return {
+    site, address: "", state: "disconnected", since_ms: 0, last_sync_ms: 0, pending: 0, sent: 0, received: 0,
+    last_error: "", epoch: 0, audit_sent: 0, audit_received: 0, audit_pending: 0, audit_quarantined_by_parent: [],
+  };
+}
+
+function toQuarantineStatus(q: Quarantine) {
+  return { origin: q.origin, epoch: q.epoch, seq: q.seq, reason: q.reason, at_ms: q.atMs };
+}

@@ -97,7 +97,7 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
     this.#site = site;
     this.#epoch = epoch;
     this.#entries = store.section<AuditEntry>("audit-entry");
-    this.#heads = store.section<AuditHead & { reanchor?: boolean }>("audit-head");
+    this.#heads = store.section<HeldHead>("audit-head");
     this.#quarantines = store.section<Quarantine>("audit-quarantine");
     this.#bases = store.section<ChainBase>("audit-base");
     this.#anchors = store.section<AuditHead>("audit-anchor");
@@ -151,7 +151,7 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
    */
   ingest(entries: readonly AuditEntry[], actor: string): Promise<IngestResult> {
     return this.#writes.run(async () => {
-      const heads = new Map<string, AuditHead & { reanchor?: boolean }>();
+      const heads = new Map<string, HeldHead>();
       const quarantined = new Map<string, Quarantine>();
       const fresh: Quarantine[] = [];
       const ops: BatchOp[] = [];
@@ -173,13 +173,15 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
           ops.push(put(this.#quarantines, entry.origin, quarantine));
           continue;
         }
-        if (head?.reanchor) {
+        if (verdict === "reanchor") {
           ops.push(put(this.#bases, entryKey(entry.origin, entry.epoch, entry.seq), {
             origin: entry.origin, epoch: entry.epoch, seq: entry.seq, prev_hash: entry.prev_hash, why: "resolved",
           } satisfies ChainBase));
         }
         ops.push(put(this.#entries, entryKey(entry.origin, entry.epoch, entry.seq), entry));
-        heads.set(entry.origin, { origin: entry.origin, epoch: entry.epoch, seq: entry.seq, hash: entry.hash });
+        // An accepted break stays pending until the entry it names has come.
+        const pending = verdict !== "reanchor" && head?.reanchorAt ? { reanchorAt: head.reanchorAt } : {};
+        heads.set(entry.origin, { origin: entry.origin, epoch: entry.epoch, seq: entry.seq, hash: entry.hash, ...pending });
         stored += 1;
       }
       for (const head of heads.values()) ops.push(put(this.#heads, head.origin, head));
@@ -198,10 +200,14 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
     });
   }
 
-  /** "accept", "duplicate" or the chain break that quarantines the origin. */
-  async #judge(entry: AuditEntry, head: (AuditHead & { reanchor?: boolean }) | undefined): Promise<"accept" | "duplicate" | ChainBreak> {
+  /**
+   * "accept", "duplicate", "reanchor" (the break an administrator accepted) or the
+   * chain break that quarantines the origin.
+   */
+  async #judge(entry: AuditEntry, head: HeldHead | undefined): Promise<"accept" | "duplicate" | "reanchor" | ChainBreak> {
     if (hashEntry(entry) !== entry.hash) return { seq: entry.seq, reason: `entry ${entry.seq} was changed: its hash does not match its content` };
-    if (head?.reanchor && (entry.epoch > head.epoch || (entry.epoch === head.epoch && entry.seq > head.seq))) return "accept";
+    const accepted = head?.reanchorAt;
+    if (accepted && accepted.epoch === entry.epoch && accepted.seq === entry.seq) return "reanchor";
     if (!head || entry.epoch > head.epoch) {
       if (entry.seq === 1 && entry.prev_hash === GENESIS_HASH) return "accept";
       return { seq: entry.seq, reason: `gap: epoch ${entry.epoch} must start at entry 1, got ${entry.seq}` };
@@ -222,8 +228,9 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
   }
 
   /**
-   * Lifts the quarantine of `origin`: the next entry that comes after the held head is
-   * accepted as a new anchor, and the break is recorded as a chain base and audited.
+   * Lifts the quarantine of `origin`: the entry that broke the chain is accepted as a
+   * new anchor when it comes again (its own hash must still hold), the break is
+   * recorded as a chain base, and the resolution is audited.
    * Resolves false when the origin was not quarantined.
    */
   resolve(origin: string, actor: string): Promise<boolean> {
@@ -231,7 +238,8 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
       const quarantine = await this.#quarantines.get(origin);
       if (!quarantine) return false;
       const head = (await this.#heads.get(origin)) ?? { origin, epoch: quarantine.epoch, seq: 0, hash: GENESIS_HASH };
-      await this.#store.db.batch([del(this.#quarantines, origin), put(this.#heads, origin, { ...head, reanchor: true })], { sync: true });
+      const held: HeldHead = { ...head, reanchorAt: { epoch: quarantine.epoch, seq: quarantine.seq } };
+      await this.#store.db.batch([del(this.#quarantines, origin), put(this.#heads, origin, held)], { sync: true });
       await this.#appendNow([{ actor, action: "audit.resolve", target: origin, result: "ok", details: { ...quarantine } }]);
       return true;
     });
@@ -397,6 +405,9 @@ function del(sublevel: object, key: string): BatchOp {
   return { type: "del", sublevel: sublevel as never, key };
 }
 
-function stripFlags(head: AuditHead & { reanchor?: boolean }): AuditHead {
+/** A head as stored: after a resolved quarantine it names the entry to accept as a new anchor. */
+type HeldHead = AuditHead & { reanchorAt?: { epoch: number; seq: number } };
+
+function stripFlags(head: HeldHead): AuditHead {
   return { origin: head.origin, epoch: head.epoch, seq: head.seq, hash: head.hash };
 }

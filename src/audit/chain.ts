@@ -63,7 +63,8 @@ function entryBreak(entry: AuditEntry, previous: AuditEntry | undefined, context
     if (entry.seq !== 1) return at(`entries 1 to ${entry.seq - 1} are missing`);
     expectedPrev = GENESIS_HASH;
   } else {
-    if (entry.seq <= previous.seq) return at(`reordered: entry ${entry.seq} stands after entry ${previous.seq}`);
+    if (entry.seq === previous.seq) return at(`entry ${entry.seq} appears twice: an entry was inserted`);
+    if (entry.seq < previous.seq) return at(`reordered: entry ${entry.seq} stands after entry ${previous.seq}`);
     if (entry.seq !== previous.seq + 1) {
       return at(entry.seq === previous.seq + 2 ? `entry ${previous.seq + 1} is missing` : `entries ${previous.seq + 1} to ${entry.seq - 1} are missing`);
     }
@@ -83,6 +84,9 @@ function endBreak(last: AuditEntry, context: ChainContext): ChainBreak | undefin
   const { head, anchor } = context;
   if (head && (head.seq > last.seq)) {
     return { seq: last.seq + 1, reason: `entries ${last.seq + 1} to ${head.seq} are missing (the head record is at ${head.seq})` };
+  }
+  if (head && head.seq < last.seq) {
+    return { seq: head.seq + 1, reason: `entries after the head record (${head.seq}) were added outside the log` };
   }
   if (head && head.seq === last.seq && head.hash !== last.hash) {
     return { seq: last.seq, reason: "the last entry differs from the head record" };

@@ -12,7 +12,7 @@ import type {
   SyncInventoryResponse,
 } from "../gen/vmtree/v1/link.ts";
 import type { Invitations } from "../pki/invitations.ts";
-import { parentOf } from "../pki/site-id.ts";
+import { isInSubtree, parentOf } from "../pki/site-id.ts";
 import type { InventoryReplica } from "../sync/inventory-replica.ts";
 import { validateBatch } from "../sync/validate-change.ts";
 import { waitForDrain } from "../util/drain.ts";
@@ -39,6 +39,11 @@ export interface ParentService {
    * their handlers have finished, so that the store can be closed under none of them.
    */
   closeSessions(): Promise<void>;
+  /**
+   * Ends the sessions of the child whose subtree holds `origin`, so that it reconnects
+   * and resends from this node's checkpoints (after a quarantine is lifted, say).
+   */
+  restartSessionsFor(origin: string): void;
 }
 
 interface Child {
@@ -54,7 +59,7 @@ type AnyStream = ServerDuplexStream<unknown, unknown>;
  * presenting the certificate it was last given. Refusals are logged and audited.
  */
 export function createParentService(deps: ParentServiceDeps): ParentService {
-  const sessions = new Map<AnyStream, Promise<void>>();
+  const sessions = new Map<AnyStream, { site?: string; done: Promise<void> }>();
   let closing = false;
 
   const authorizeChild = async (call: { getAuthContext(): unknown }): Promise<Child> => {
@@ -90,9 +95,11 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
    * writes each acknowledgement only after `handle` has stored the batch durably.
    */
   const serveStream = <Req, Res>(method: string, call: ServerDuplexStream<Req, Res>, handle: (child: Child, batch: Req) => Promise<Res>) => {
+    const entry: { site?: string; done: Promise<void> } = { done: Promise.resolve() };
     const session = (async () => {
       if (closing) throw new VmtreeError("unavailable", `${deps.site} is shutting down`);
       const child = await authorizeChild(call);
+      entry.site = child.site;
       const link = deps.links.open(child.site);
       if (link.connected) await linkEvent(child.site, "link.connect");
       try {
@@ -107,7 +114,8 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
     })().catch(async (reason: unknown) => {
       if (!call.cancelled) call.emit("error", await refuse(reason, method, call));
     });
-    sessions.set(call as AnyStream, session);
+    entry.done = session;
+    sessions.set(call as AnyStream, entry);
     void session.finally(() => sessions.delete(call as AnyStream));
   };
 
@@ -160,7 +168,13 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
       closing = true;
       const shuttingDown = toServiceError(new VmtreeError("unavailable", `${deps.site} is shutting down`));
       for (const call of sessions.keys()) call.emit("error", shuttingDown);
-      await Promise.allSettled(sessions.values());
+      await Promise.allSettled([...sessions.values()].map((session) => session.done));
+    },
+    restartSessionsFor(origin) {
+      const restart = toServiceError(new VmtreeError("unavailable", `${deps.site} asks for a resync of ${origin}`));
+      for (const [call, session] of sessions) {
+        if (session.site !== undefined && isInSubtree(origin, session.site)) call.emit("error", restart);
+      }
     },
   };
 }

@@ -116,10 +116,13 @@ export class AdminOperations {
   }
 
   /** Lifts the quarantine of `origin`'s audit stream. */
-  resolveAuditQuarantine(actor: string, origin: string): Promise<boolean> {
+  async resolveAuditQuarantine(actor: string, origin: string): Promise<boolean> {
     checkActor(actor);
     assertSiteId(origin);
-    return this.#node.audit.resolve(origin, actor);
+    const resolved = await this.#node.audit.resolve(origin, actor);
+    // The child skipped past what was refused; a new session resends it from the held head.
+    if (resolved) this.#node.restartChildSessionsFor(origin);
+    return resolved;
   }
 
   /** Deletes audit entries past retention (the configured one unless `retentionMs` is given). */

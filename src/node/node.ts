@@ -185,6 +185,11 @@ export class VmtreeNode {
     return this.#linkServer !== undefined;
   }
 
+  /** Makes the child holding `origin` reconnect and resend from this node's checkpoints. */
+  restartChildSessionsFor(origin: string): void {
+    this.#parentService?.restartSessionsFor(origin);
+  }
+
   /** The parent link's state, when this node is serving below a root. */
   uplinkState(): UplinkState | undefined {
     return this.#uplink?.state();

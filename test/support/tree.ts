@@ -18,9 +18,42 @@ export interface StatusJson {
     pending: number;
     sent: number;
     lastError: string | null;
+    auditSent: number;
+    auditPending: number;
+    auditQuarantinedByParent: string[];
   };
-  children: { site: string; epoch: number; state: string; since: string | null; lastSync: string | null; pending: number; received: number }[];
+  children: { site: string; epoch: number; state: string; since: string | null; lastSync: string | null; pending: number; received: number; auditReceived: number }[];
   cameras: { own: number; subtree: number };
+  audit: { own: number; quarantined: { origin: string; epoch: number; seq: number; reason: string; since: string | null }[] };
+}
+
+/** One chain of `vmtree audit verify --json`. */
+export interface ChainJson {
+  origin: string;
+  epoch: number;
+  entries: number;
+  firstSeq: number;
+  lastSeq: number;
+  headHash: string;
+  ok: boolean;
+  badSeq: number | null;
+  reason: string | null;
+  quarantined: string | null;
+}
+
+/** One entry of `vmtree audit list --json`. */
+export interface AuditEntryJson {
+  origin: string;
+  epoch: number;
+  seq: number;
+  time: string;
+  actor: string;
+  action: string;
+  target: string;
+  result: string;
+  details: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
 }
 
 /** One camera of `vmtree cameras list --json`. */
@@ -78,6 +111,18 @@ export class TestNode {
 
   async import(file: string): Promise<string> {
     return ok(await this.cli(["cameras", "import", file]));
+  }
+
+  /** `vmtree audit verify --json`, with its exit code. */
+  async auditVerify(site?: string): Promise<{ code: number; chains: ChainJson[] }> {
+    const result = await this.cli(["audit", "verify", "--json", ...(site ? ["--site", site] : [])]);
+    if (result.code !== 0 && result.code !== 1) throw new Error(`audit verify exited ${result.code}: ${result.stderr}`);
+    return { code: result.code, chains: JSON.parse(result.stdout) as ChainJson[] };
+  }
+
+  /** `vmtree audit list --json ARGS`. */
+  async auditList(args: string[] = []): Promise<AuditEntryJson[]> {
+    return JSON.parse(ok(await this.cli(["audit", "list", "--json", ...args]))) as AuditEntryJson[];
   }
 
   /** Creates a join token for `childSite`. */

@@ -82,9 +82,18 @@ describe.each(["running", "stopped"])("cameras import - bad input (node %s)", (m
   });
 
   it("refuses a JSON inventory with a bad value and names its line", async () => {
-    const json = (await readFile(join(EXAMPLES, "kz.ast.akimat.json"), "utf8")).replace('"bitrate_kbps": 6144', '"bitrate_kbps": -5');
+    const json = (await readFile(join(EXAMPLES, "kz.ast.akimat.json"), "utf8"))
+      .replace('"site": "kz.ast.akimat"', '"site": "kz"')
+      .replace('"bitrate_kbps": 6144', '"bitrate_kbps": -5');
     const error = await importFails("akimat.json", json);
     expect(error).toMatch(/^vmtree: \[invalid_input\] akimat\.json line \d+, field bitrate_kbps: expected a positive integer, got -5$/);
+  });
+
+  it("refuses another site's JSON export", async () => {
+    const json = await readFile(join(EXAMPLES, "kz.ast.akimat.json"), "utf8");
+    expect(await importFails("kz.ast.akimat.json", json)).toBe(
+      `vmtree: [invalid_input] kz.ast.akimat.json line 2, field site: expected kz (the site importing it), got "kz.ast.akimat": this is another site's inventory`,
+    );
   });
 
   it("accepts the three sample formats afterwards", async () => {

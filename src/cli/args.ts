@@ -11,7 +11,7 @@ type Options = NonNullable<ParseArgsConfig["options"]>;
  * Parses a verb's flags strictly: unknown flags, missing values and stray
  * positionals are usage errors that name the offender.
  */
-export function parseVerbArgs<O extends Options>(argv: string[], options: O, positionals: number) {
+export function parseVerbArgs<O extends Options>(argv: string[], options: O, positionals: number, names = "") {
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
@@ -19,13 +19,10 @@ export function parseVerbArgs<O extends Options>(argv: string[], options: O, pos
     throw new UsageError((error as Error).message);
   }
   const help = (parsed.values as { help?: boolean }).help === true;
-  if (!help && parsed.positionals.length !== positionals) {
-    throw new UsageError(
-      positionals === 0
-        ? `unexpected argument \`${parsed.positionals[0]}\``
-        : `expected ${positionals} argument(s), got ${parsed.positionals.length}`,
-    );
+  if (!help && parsed.positionals.length > positionals) {
+    throw new UsageError(`unexpected argument \`${parsed.positionals[positionals]}\``);
   }
+  if (!help && parsed.positionals.length < positionals) throw new UsageError(`missing ${names}`);
   return parsed;
 }
 

@@ -465,4 +465,13 @@ describe("parseInventory JSON errors", () => {
   ])("parseInventory - rejects JSON with %s", (_, text, message) => {
     expect(failure("j.json", text).message).toBe(`[invalid_input] j.json ${message}`);
   });
+  it("parseInventory - refuses a JSON export that names another site", () => {
+    const result = parseInventory("kz.ast.akimat.json", sampleBytes("kz.ast.akimat.json"), { site: "kz.ala.metro-01" });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.error.message).toBe(
+      '[invalid_input] kz.ast.akimat.json line 2, field site: expected kz.ala.metro-01 (the site importing it), got "kz.ast.akimat": this is another site\'s inventory',
+    );
+    expect(parseInventory("kz.ast.akimat.json", sampleBytes("kz.ast.akimat.json"), { site: "kz.ast.akimat" }).ok).toBe(true);
+  });
 });

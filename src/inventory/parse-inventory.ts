@@ -15,9 +15,10 @@ import { validateCamera, type RawInventory } from "./validate-camera.ts";
  * Returns every camera of the file, or an `invalid_input` error for the first problem:
  * `FILE line N, field F: expected X, got "V"` (line and field as far as they apply). Never
  * returns part of a file. Stream URLs keep their credentials; strip them before they leave
- * the site.
+ * the site. With `options.site`, a JSON export that names another site in its `site`
+ * field is refused: importing it would replace this site's inventory with another's.
  */
-export function parseInventory(file: string, bytes: Uint8Array): Result<Camera[], VmtreeError> {
+export function parseInventory(file: string, bytes: Uint8Array, options: { site?: string } = {}): Result<Camera[], VmtreeError> {
   const text = decodeUtf8(bytes);
   if (!text.ok) {
     const { line, offset, byte } = text.error;
@@ -33,6 +34,14 @@ export function parseInventory(file: string, bytes: Uint8Array): Result<Camera[]
   }
   const raw = first === "{" || first === "[" ? readJsonCameras(text.value) : readCsvCameras(text.value);
   if (!raw.ok) return invalid(file, raw.error);
+  const declared = raw.value.site;
+  if (options.site !== undefined && declared !== undefined && declared.value !== options.site) {
+    return invalid(file, {
+      line: declared.line,
+      field: "site",
+      message: `expected ${options.site} (the site importing it), got ${JSON.stringify(declared.value)}: this is another site's inventory`,
+    });
+  }
   const cameras = validateAll(raw.value);
   return cameras.ok ? cameras : invalid(file, cameras.error);
 }

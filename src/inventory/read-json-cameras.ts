@@ -20,6 +20,7 @@ export function readJsonCameras(text: string): Result<RawInventory, InputProblem
   }
   const list = cameraList(parsed.value);
   if (!list.ok) return list;
+  const site = declaredSite(parsed.value);
   const cameras: RawCamera[] = [];
   const listLines = parsed.value.linesOf(list.value);
   for (const [index, item] of list.value.entries()) {
@@ -27,7 +28,14 @@ export function readJsonCameras(text: string): Result<RawInventory, InputProblem
     if (!camera.ok) return camera;
     cameras.push(camera.value);
   }
-  return { ok: true, value: { numberFormat: "json", cameras } };
+  return { ok: true, value: { numberFormat: "json", cameras, ...(site ? { site } : {}) } };
+}
+
+function declaredSite(json: ParsedJson): { value: unknown; line: number } | undefined {
+  const root = json.value;
+  if (!isObject(root) || !("site" in root)) return undefined;
+  const lines = json.linesOf(root);
+  return { value: root["site"], line: lines.members.get("site") ?? lines.line };
 }
 
 function cameraList(json: ParsedJson): Result<unknown[], InputProblem> {

@@ -85,9 +85,10 @@ describe("stripCredentials", () => {
     expect(stripCredentials("rtsp://cam/a@b/c")).toBe("rtsp://b/c");
   });
 
-  // A `/` in the password is only recognised when a path or query follows the host.
-  it.fails("stripCredentials - removes a password with / when no path follows the host", () => {
+  it("stripCredentials - removes a password with / when no path follows the host", () => {
     expect(stripCredentials("rtsp://u:a/b@10.0.0.1")).toBe("rtsp://10.0.0.1");
+    expect(stripCredentials("rtsp://admin:pa/ss@10.155.226.249")).toBe("rtsp://10.155.226.249");
+    expect(stripCredentials("rtsp://admin:pa/ss@10.155.226.249:554")).toBe("rtsp://10.155.226.249:554");
   });
 });
 

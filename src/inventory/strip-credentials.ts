@@ -1,7 +1,9 @@
 const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
-// A host (RFC 3986 reg-name or IPv4, or an IPv6 literal), an optional port, then the path
-// or the query.
-const HOST_THEN_PATH = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]+)(?::\d*)?[/?]/;
+// A host (RFC 3986 reg-name or IPv4, or an IPv6 literal) and an optional port, then the
+// path or the query; or then the end of the URL.
+const HOST = String.raw`(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]+)(?::\d*)?`;
+const HOST_THEN_PATH = new RegExp(`^${HOST}[/?]`);
+const HOST_THEN_END = new RegExp(`^${HOST}$`);
 const CREDENTIAL_PARAMS: ReadonlySet<string> = new Set([
   "user",
   "username",
@@ -23,9 +25,11 @@ const CREDENTIAL_PARAMS: ReadonlySet<string> = new Set([
  * 1. At the last `@` that is followed by a host, an optional port and then `/` or `?` (the
  *    start of the path or query). Passwords may hold `;`, `#`, `?`, `@` and even `/`, so
  *    only the text after an `@` can show where the host is.
- * 2. Otherwise (no path or query follows the host, or the host is malformed), at the last
- *    `@` before the first `/`.
- * 3. Otherwise there is no userinfo.
+ * 2. Otherwise, at the last `@` followed by a host, an optional port and the end of the URL,
+ *    when it stands before any `?` and a `user:` precedes the first `/`: that is a password
+ *    with `/` in it (`rtsp://admin:pa/ss@10.0.0.1`), not a path like `http://cam/users/@me`.
+ * 3. Otherwise (the host is malformed), at the last `@` before the first `/`.
+ * 4. Otherwise there is no userinfo.
  *
  * Parameter values may contain `@` and `/` and so look like a host, while passwords may
  * contain `?` and so look like a query: credential parameters are removed before the
@@ -33,9 +37,8 @@ const CREDENTIAL_PARAMS: ReadonlySet<string> = new Set([
  *
  * Ambiguous text is resolved towards removing more: rule 1 cannot tell a password `12/34`
  * from a credential-free path holding `@host/`, so `rtsp://cam/a@b/c` becomes `rtsp://b/c`;
- * a mangled URL is better than a leaked password. Known leaks: a password with `/` when no
- * path follows the host (`rtsp://u:a/b@host`), and a parameter value with an unencoded `&`,
- * which is cut there. Everything after `?` counts as the query, `#` included.
+ * a mangled URL is better than a leaked password. Known leak: a parameter value with an
+ * unencoded `&`, which is cut there. Everything after `?` counts as the query, `#` included.
  */
 export function stripCredentials(url: string): string {
   const scheme = SCHEME.exec(url)?.[0] ?? "";
@@ -54,6 +57,10 @@ function userinfoLength(rest: string): number {
   const beforeHost = ats.find((at) => HOST_THEN_PATH.test(rest.slice(at + 1)));
   if (beforeHost !== undefined) return beforeHost + 1;
   const slash = rest.indexOf("/");
+  const question = rest.indexOf("?");
+  const userFirst = (slash === -1 ? rest : rest.slice(0, slash)).includes(":");
+  const beforeEnd = ats.find((at) => (question === -1 || at < question) && HOST_THEN_END.test(rest.slice(at + 1)));
+  if (userFirst && beforeEnd !== undefined) return beforeEnd + 1;
   return (slash === -1 ? rest : rest.slice(0, slash)).lastIndexOf("@") + 1;
 }
 

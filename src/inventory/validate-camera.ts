@@ -31,6 +31,8 @@ export interface RawCamera {
 export interface RawInventory {
   readonly numberFormat: NumberFormat;
   readonly cameras: readonly RawCamera[];
+  /** The site the file says it belongs to (the JSON export's `site`), with its line. */
+  readonly site?: { readonly value: unknown; readonly line: number };
 }
 
 // Longest text value, in code points: enough for any name or address, small enough that

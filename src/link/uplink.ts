@@ -4,6 +4,7 @@ import type { AuditLog } from "../audit/audit-log.ts";
 import { VmtreeError } from "../errors.ts";
 import { ParentServiceClient, type HelloResponse } from "../gen/vmtree/v1/link.ts";
 import { InventoryFeed } from "../sync/inventory-feed.ts";
+import type { NodeStore } from "../store/node-store.ts";
 import type { InventoryReplica } from "../sync/inventory-replica.ts";
 import type { UpstreamAcks } from "../sync/upstream-acks.ts";
 import { Backoff, delay } from "../util/backoff.ts";
@@ -23,6 +24,7 @@ export interface UplinkOptions {
   replica: InventoryReplica;
   acks: UpstreamAcks;
   audit: AuditLog;
+  store: NodeStore;
   log: Logger;
   /** Items per batch. */
   batchSize?: number;
@@ -49,6 +51,15 @@ export interface UplinkState {
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
+const HISTORY_SECTION = "uplink-state";
+
+/** What a stopped node still knows of its parent link: since when it is down, when it last synced. */
+export type UplinkHistory = Pick<UplinkState, "sinceMs" | "lastSyncMs">;
+
+/** The link history the node saved when it last ran, if it ever did. */
+export function lastUplinkHistory(store: NodeStore): Promise<UplinkHistory | undefined> {
+  return store.section<UplinkHistory>(HISTORY_SECTION).get("parent");
+}
 
 /**
  * The link from a child to its parent: dials, says hello, then streams inventory
@@ -169,7 +180,13 @@ export class Uplink {
     return new Promise((resolve, reject) => {
       const deadline = Date.now() + CONNECT_TIMEOUT_MS;
       client.waitForReady(deadline, (error) => {
-        if (error) return reject(new VmtreeError("unavailable", `parent ${this.#options.address} unreachable: ${error.message}`));
+        if (error) {
+          const { parentSite, address } = this.#options;
+          return reject(new VmtreeError(
+            "unavailable",
+            `cannot reach parent ${parentSite} at ${address}: ${error.message}; check that it runs, that the address is right and that the node there is ${parentSite}`,
+          ));
+        }
         void this.#options.acks.pending().then((pending) => {
           client.hello({ epoch: this.#options.epoch, pending }, new Metadata(), { deadline }, (callError, response) => {
             if (callError || !response) reject(fromServiceError(callError));
@@ -187,6 +204,7 @@ export class Uplink {
     const feeds = this.#feeds;
     this.#feeds = undefined;
     if (feeds) {
+      this.#saveHistory();
       this.#state.sent += feeds.inventory.sent;
       this.#state.auditSent += feeds.audit.sent;
       this.#state.auditQuarantinedByParent = feeds.audit.quarantinedByParent;
@@ -201,5 +219,12 @@ export class Uplink {
     if (this.#state.state === state) return;
     this.#state.state = state;
     this.#state.sinceMs = Date.now();
+    this.#saveHistory();
+  }
+
+  /** Keeps the link's times for `status` while the node is stopped; losing one write is harmless. */
+  #saveHistory(): void {
+    const history: UplinkHistory = { sinceMs: this.#state.sinceMs, lastSyncMs: this.#state.lastSyncMs };
+    this.#options.store.section<UplinkHistory>(HISTORY_SECTION).put("parent", history).catch(() => undefined);
   }
 }

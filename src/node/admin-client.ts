@@ -36,7 +36,8 @@ export async function connectAdmin(dataDir: string, actor = localActor()): Promi
     if (await ready(client)) return socketAdmin(client, actor);
     client.close();
   }
-  const node = await VmtreeNode.open(dataDir);
+  // A one-off command reports through its own output; only warnings belong on stderr.
+  const node = await VmtreeNode.open(dataDir, { logLevel: "warn" });
   return { ...createAdminHandlers(node.operations, actor), close: () => node.close() };
 }
 

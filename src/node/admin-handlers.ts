@@ -29,7 +29,7 @@ export function createAdminHandlers(operations: AdminOperations, actor: string):
     getStatus: () => operations.status(actor),
     createInvite: async (request) => {
       const invite = await operations.createInvite(actor, request.site, request.ttl_seconds ? request.ttl_seconds * 1000 : undefined);
-      return { token: invite.token, expires_ms: invite.expiresMs };
+      return { token: invite.token, expires_ms: invite.expiresMs, enrolled_epoch: invite.enrolledEpoch };
     },
     importCameras: (request) => operations.importCameras(actor, request.file_name, request.content),
     listCameras: async (request) => ({ cameras: await operations.listCameras(actor, request.site || undefined) }),
@@ -59,6 +59,6 @@ export function createAdminHandlers(operations: AdminOperations, actor: string):
     }),
     recordAudit: async (request) => ({ entry: await operations.recordAudit(request) }),
     resolveAuditQuarantine: async (request) => ({ resolved: await operations.resolveAuditQuarantine(actor, request.origin) }),
-    pruneAudit: async (request) => ({ deleted: await operations.pruneAudit(actor, request.retention_ms || undefined) }),
+    pruneAudit: async (request) => ({ deleted: await operations.pruneAudit(actor, request.retention_ms) }),
   };
 }

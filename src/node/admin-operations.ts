@@ -6,6 +6,7 @@ import { parseInventory } from "../inventory/parse-inventory.ts";
 import { DEFAULT_INVITE_TTL_MS } from "../pki/invitations.ts";
 import { assertSiteId } from "../pki/site-id.ts";
 import type { ImportCounts, SiteCamera } from "../sync/inventory-replica.ts";
+import { lastUplinkHistory } from "../link/uplink.ts";
 import { checkListenAddress } from "./address.ts";
 import type { VmtreeNode } from "./node.ts";
 
@@ -43,7 +44,7 @@ export class AdminOperations {
       if (content.byteLength > MAX_IMPORT_BYTES) {
         throw new VmtreeError("invalid_input", `${fileName}: the file is larger than ${MAX_IMPORT_BYTES} bytes`);
       }
-      const parsed = parseInventory(fileName, content);
+      const parsed = parseInventory(fileName, content, { site: this.#node.config.site });
       if (!parsed.ok) throw parsed.error;
       const { site, epoch } = this.#node.config;
       return this.#node.replica.importOwn(site, epoch, parsed.value);
@@ -59,19 +60,20 @@ export class AdminOperations {
   }
 
   /** Creates a join token for a direct child; the token itself is never recorded. */
-  createInvite(actor: string, site: string, ttlMs = DEFAULT_INVITE_TTL_MS): Promise<{ token: string; expiresMs: number }> {
+  createInvite(actor: string, site: string, ttlMs = DEFAULT_INVITE_TTL_MS): Promise<{ token: string; expiresMs: number; enrolledEpoch: number }> {
     return this.#audited(actor, "enrolment.invite", site, async () => {
       const node = this.#node;
       if (checkListenAddress(node.listen).port === 0) {
         throw new VmtreeError("failed_precondition", "this node listens on port 0 and has not picked its port yet; start `vmtree serve` first");
       }
-      return node.invitations.create({
+      const invite = await node.invitations.create({
         ownSite: node.config.site,
         childSite: site,
         address: node.config.advertise ?? node.listen,
         caFingerprint: node.identity.rootCaFingerprint,
         ttlMs,
       });
+      return { ...invite, enrolledEpoch: (await node.invitations.child(site))?.epoch ?? 0 };
     }, (invite) => ({ expires: new Date(invite.expiresMs).toISOString() }));
   }
 
@@ -175,12 +177,13 @@ export class AdminOperations {
     const parent = node.config.parent;
     if (!parent) return undefined;
     const link = node.uplinkState();
+    const history = link ? undefined : await lastUplinkHistory(node.store);
     return {
       ...emptyLink(parent.site),
       address: link?.address ?? parent.address,
       state: link?.state ?? "disconnected",
-      since_ms: link?.sinceMs ?? 0,
-      last_sync_ms: link?.lastSyncMs ?? 0,
+      since_ms: link?.sinceMs ?? history?.sinceMs ?? 0,
+      last_sync_ms: link?.lastSyncMs ?? history?.lastSyncMs ?? 0,
       pending: await node.acks.pending(),
       sent: link?.sent ?? 0,
       last_error: link ? link.lastError : "the node is not running",

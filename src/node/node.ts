@@ -16,7 +16,7 @@ import { Invitations } from "../pki/invitations.ts";
 import { NodeStore } from "../store/node-store.ts";
 import { InventoryReplica } from "../sync/inventory-replica.ts";
 import { UpstreamAcks } from "../sync/upstream-acks.ts";
-import { createLogger, type Logger } from "../util/log.ts";
+import { createLogger, type Logger, type LogLevel } from "../util/log.ts";
 import { checkListenAddress } from "./address.ts";
 import { AdminOperations, MAX_IMPORT_BYTES } from "./admin-operations.ts";
 import { createAdminService } from "./admin-service.ts";
@@ -59,7 +59,7 @@ export class VmtreeNode {
   #sweeper: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
 
-  private constructor(dir: DataDir, config: NodeConfig, identity: NodeIdentity, store: NodeStore) {
+  private constructor(dir: DataDir, config: NodeConfig, identity: NodeIdentity, store: NodeStore, log: Logger) {
     this.dir = dir;
     this.config = config;
     this.identity = identity;
@@ -70,7 +70,7 @@ export class VmtreeNode {
     this.acks = new UpstreamAcks(store, this.replica);
     this.audit = new AuditLog(store, config.site, config.epoch);
     this.operations = new AdminOperations(this);
-    this.log = createLogger(config.site);
+    this.log = log;
     this.#listen = config.listen;
   }
 
@@ -78,12 +78,12 @@ export class VmtreeNode {
    * Opens the node's store and identity without touching the network.
    * Rejects with `failed_precondition` when the directory holds no node or a running node holds it.
    */
-  static async open(dataDir: string): Promise<VmtreeNode> {
+  static async open(dataDir: string, options: { logLevel?: LogLevel } = {}): Promise<VmtreeNode> {
     const dir = new DataDir(dataDir);
     const config = await dir.readConfig();
     const identity = await readIdentity(dir);
     const store = await NodeStore.open(dir.dbDir);
-    return new VmtreeNode(dir, config, identity, store);
+    return new VmtreeNode(dir, config, identity, store, createLogger(config.site, options.logLevel));
   }
 
   get isRoot(): boolean {
@@ -116,6 +116,7 @@ export class VmtreeNode {
         replica: this.replica,
         acks: this.acks,
         audit: this.audit,
+        store: this.store,
         log: this.log.child("uplink"),
       });
       this.#uplink.start();

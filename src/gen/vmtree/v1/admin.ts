@@ -87,6 +87,8 @@ export interface CreateInviteRequest {
 export interface CreateInviteResponse {
   token: string;
   expires_ms: number;
+  /** The child's current epoch when it is already enrolled (the token re-enrols it); 0 otherwise. */
+  enrolled_epoch: number;
 }
 
 export interface ImportCamerasRequest {
@@ -177,8 +179,8 @@ export interface ResolveAuditQuarantineResponse {
 }
 
 export interface PruneAuditRequest {
-  /** Overrides the configured retention for this run; 0 uses the configuration. */
-  retention_ms: number;
+  /** Overrides the configured retention for this run when set. */
+  retention_ms?: number | undefined;
 }
 
 export interface PruneAuditResponse {
@@ -979,7 +981,7 @@ export const CreateInviteRequest: MessageFns<CreateInviteRequest> = {
 };
 
 function createBaseCreateInviteResponse(): CreateInviteResponse {
-  return { token: "", expires_ms: 0 };
+  return { token: "", expires_ms: 0, enrolled_epoch: 0 };
 }
 
 export const CreateInviteResponse: MessageFns<CreateInviteResponse> = {
@@ -989,6 +991,9 @@ export const CreateInviteResponse: MessageFns<CreateInviteResponse> = {
     }
     if (message.expires_ms !== 0) {
       writer.uint32(16).int64(message.expires_ms);
+    }
+    if (message.enrolled_epoch !== 0) {
+      writer.uint32(24).uint32(message.enrolled_epoch);
     }
     return writer;
   },
@@ -1022,6 +1027,14 @@ export const CreateInviteResponse: MessageFns<CreateInviteResponse> = {
             message.expires_ms = longToNumber(reader.int64());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.enrolled_epoch = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1042,6 +1055,11 @@ export const CreateInviteResponse: MessageFns<CreateInviteResponse> = {
         : isSet(object.expires_ms)
         ? globalThis.Number(object.expires_ms)
         : 0,
+      enrolled_epoch: isSet(object.enrolledEpoch)
+        ? globalThis.Number(object.enrolledEpoch)
+        : isSet(object.enrolled_epoch)
+        ? globalThis.Number(object.enrolled_epoch)
+        : 0,
     };
   },
 
@@ -1052,6 +1070,9 @@ export const CreateInviteResponse: MessageFns<CreateInviteResponse> = {
     }
     if (message.expires_ms !== 0) {
       obj.expiresMs = Math.round(message.expires_ms);
+    }
+    if (message.enrolled_epoch !== 0) {
+      obj.enrolledEpoch = Math.round(message.enrolled_epoch);
     }
     return obj;
   },
@@ -2272,12 +2293,12 @@ export const ResolveAuditQuarantineResponse: MessageFns<ResolveAuditQuarantineRe
 };
 
 function createBasePruneAuditRequest(): PruneAuditRequest {
-  return { retention_ms: 0 };
+  return { retention_ms: undefined };
 }
 
 export const PruneAuditRequest: MessageFns<PruneAuditRequest> = {
   encode(message: PruneAuditRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.retention_ms !== 0) {
+    if (message.retention_ms !== undefined) {
       writer.uint32(8).int64(message.retention_ms);
     }
     return writer;
@@ -2322,13 +2343,13 @@ export const PruneAuditRequest: MessageFns<PruneAuditRequest> = {
         ? globalThis.Number(object.retentionMs)
         : isSet(object.retention_ms)
         ? globalThis.Number(object.retention_ms)
-        : 0,
+        : undefined,
     };
   },
 
   toJSON(message: PruneAuditRequest): unknown {
     const obj: any = {};
-    if (message.retention_ms !== 0) {
+    if (message.retention_ms !== undefined) {
       obj.retentionMs = Math.round(message.retention_ms);
     }
     return obj;

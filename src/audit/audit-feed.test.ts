@@ -1,0 +1,69 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { AuditEntry } from "../gen/vmtree/v1/audit.ts";
+import { NodeStore } from "../store/node-store.ts";
+import { AuditFeed } from "./audit-feed.ts";
+import { type AuditEvent, AuditLog } from "./audit-log.ts";
+
+const NOW = Date.UTC(2026, 5, 1, 12, 0, 0);
+
+let dir: string;
+let store: NodeStore;
+let log: AuditLog;
+let own: AuditEntry[];
+let child: AuditEntry[];
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), "vmtree-audit-feed-"));
+  store = await NodeStore.open(path.join(dir, "store"));
+  log = new AuditLog(store, "kz.ala", 1);
+  own = await log.appendMany(events(4), NOW);
+  // Entries relayed from a child sit in the same sections under their own origin.
+  child = await new AuditLog(store, "kz.ala.metro-01", 1).appendMany(events(2), NOW);
+});
+
+afterEach(async () => {
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function events(n: number): AuditEvent[] {
+  return Array.from({ length: n }, (_, i) => ({ actor: "node", action: "link.connect", target: `t${i + 1}`, result: "ok" }));
+}
+
+const head = (e: AuditEntry) => ({ origin: e.origin, epoch: e.epoch, seq: e.seq, hash: e.hash });
+
+describe("AuditFeed", () => {
+  it("AuditFeed.next - sends every origin's entries after the parent's heads, then nothing", async () => {
+    const feed = new AuditFeed(log, [head(own[1]!)]);
+    expect(feed.name).toBe("audit");
+    expect(feed.source).toBe(log);
+    expect(await feed.next(100)).toEqual({ request: { entries: [own[2], own[3], child[0], child[1]], pending: 0 }, count: 4 });
+    expect(await feed.next(100)).toBeUndefined();
+  });
+
+  it("AuditFeed.next - respects limit across origins and advances its cursors", async () => {
+    const feed = new AuditFeed(log, []);
+    expect((await feed.next(3))?.request.entries).toEqual([own[0], own[1], own[2]]);
+    expect((await feed.next(3))?.request.entries).toEqual([own[3], child[0], child[1]]);
+    expect(await feed.next(3)).toBeUndefined();
+  });
+
+  it("AuditFeed.next - picks up entries written later", async () => {
+    const feed = new AuditFeed(log, [head(own[3]!), head(child[1]!)]);
+    expect(await feed.next(10)).toBeUndefined();
+    const [later] = await log.appendMany(events(1), NOW);
+    expect(await feed.next(10)).toEqual({ request: { entries: [later], pending: 0 }, count: 1 });
+  });
+
+  it("AuditFeed.acknowledged - counts sent entries, saves the parent's heads as anchors and its quarantines", async () => {
+    const feed = new AuditFeed(log, []);
+    await feed.acknowledged({ batch_id: 1, heads: [head(own[3]!)], quarantined_origins: ["kz.ala.metro-01"] }, 4);
+    await feed.acknowledged({ batch_id: 2, heads: [head(child[1]!)], quarantined_origins: [] }, 2);
+    expect(feed.sent).toBe(6);
+    expect(feed.quarantinedByParent).toEqual([]);
+    expect(await log.anchors()).toEqual(new Map([["kz.ala", head(own[3]!)], ["kz.ala.metro-01", head(child[1]!)]]));
+  });
+});

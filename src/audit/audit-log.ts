@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { AuditEntry, AuditHead } from "../gen/vmtree/v1/audit.ts";
+import { VmtreeError } from "../errors.ts";
 import { isInSubtree } from "../pki/site-id.ts";
 import type { NodeStore } from "../store/node-store.ts";
 import { SerialQueue } from "../util/serial-queue.ts";
@@ -20,6 +21,8 @@ export interface Quarantine {
   origin: string;
   epoch: number;
   seq: number;
+  /** Hash of the refused entry: only this very entry is accepted after a resolution. */
+  hash: string;
   reason: string;
   atMs: number;
 }
@@ -69,6 +72,7 @@ export interface AuditQuery {
 
 const EPOCH_DIGITS = 10;
 const SEQ_DIGITS = 16;
+const originBounds = (origin: string) => ({ gt: `${origin}|`, lt: `${origin}}` });
 const entryKey = (origin: string, epoch: number, seq: number) =>
   `${origin}|${String(epoch).padStart(EPOCH_DIGITS, "0")}|${String(seq).padStart(SEQ_DIGITS, "0")}`;
 
@@ -116,7 +120,24 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
 
   /** Appends without queueing; only for callers already inside `#writes`. */
   async #appendNow(events: readonly AuditEvent[], timeMs = Date.now()): Promise<AuditEntry[]> {
+    const { entries, ops } = await this.#ownEntries(events, timeMs);
+    await this.#store.db.batch(ops, { sync: true });
+    this.emit("change");
+    return entries;
+  }
+
+  /**
+   * Builds this node's next entries and the batch operations that store them and move
+   * its head, for callers that must write them atomically with other changes.
+   */
+  async #ownEntries(events: readonly AuditEvent[], timeMs = Date.now()): Promise<{ entries: AuditEntry[]; ops: BatchOp[] }> {
     const head = await this.#heads.get(this.#site);
+    if (head && head.epoch > this.#epoch) {
+      throw new VmtreeError(
+        "failed_precondition",
+        `the audit log already holds epoch ${head.epoch} of ${this.#site}, but this node is epoch ${this.#epoch} (node.json restored from an older backup?); not appending`,
+      );
+    }
     let previous: AuditHead = head?.epoch === this.#epoch ? head : { origin: this.#site, epoch: this.#epoch, seq: 0, hash: GENESIS_HASH };
     const entries: AuditEntry[] = [];
     for (const event of events) {
@@ -138,9 +159,7 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
     }
     const ops = entries.map((entry) => put(this.#entries, entryKey(entry.origin, entry.epoch, entry.seq), entry));
     ops.push(put(this.#heads, this.#site, previous));
-    await this.#store.db.batch(ops, { sync: true });
-    this.emit("change");
-    return entries;
+    return { entries, ops };
   }
 
   /**
@@ -152,8 +171,10 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
   ingest(entries: readonly AuditEntry[], actor: string): Promise<IngestResult> {
     return this.#writes.run(async () => {
       const heads = new Map<string, HeldHead>();
+      const staged = new Map<string, AuditEntry>();
       const quarantined = new Map<string, Quarantine>();
       const fresh: Quarantine[] = [];
+      const notes: AuditEvent[] = [];
       const ops: BatchOp[] = [];
       let stored = 0;
       for (const entry of entries) {
@@ -163,74 +184,77 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
           quarantined.set(entry.origin, existing);
           continue;
         }
+        const key = entryKey(entry.origin, entry.epoch, entry.seq);
         const head = heads.get(entry.origin) ?? (await this.#heads.get(entry.origin));
-        const verdict = await this.#judge(entry, head);
+        const verdict = await this.#judge(entry, head, async () => staged.get(key) ?? (await this.#entries.get(key)));
         if (verdict === "duplicate") continue;
         if (typeof verdict === "object") {
-          const quarantine = { origin: entry.origin, epoch: entry.epoch, seq: entry.seq, reason: verdict.reason, atMs: Date.now() };
+          const quarantine: Quarantine = { origin: entry.origin, epoch: entry.epoch, seq: entry.seq, hash: entry.hash, reason: verdict.reason, atMs: Date.now() };
           quarantined.set(entry.origin, quarantine);
           fresh.push(quarantine);
           ops.push(put(this.#quarantines, entry.origin, quarantine));
+          notes.push({ actor, action: "audit.quarantine", target: entry.origin, result: "refused", details: { epoch: entry.epoch, seq: entry.seq, reason: verdict.reason } });
           continue;
         }
         if (verdict === "reanchor") {
-          ops.push(put(this.#bases, entryKey(entry.origin, entry.epoch, entry.seq), {
-            origin: entry.origin, epoch: entry.epoch, seq: entry.seq, prev_hash: entry.prev_hash, why: "resolved",
-          } satisfies ChainBase));
+          const base: ChainBase = { origin: entry.origin, epoch: entry.epoch, seq: entry.seq, prev_hash: entry.prev_hash, why: "resolved" };
+          ops.push(put(this.#bases, key, base));
+          notes.push({ actor, action: "audit.reanchor", target: entry.origin, result: "ok", details: { epoch: entry.epoch, seq: entry.seq, prev_hash: entry.prev_hash } });
         }
-        ops.push(put(this.#entries, entryKey(entry.origin, entry.epoch, entry.seq), entry));
+        if (head && entry.epoch > head.epoch) {
+          // Where the old epoch ended, in this node's own chain: a later deletion of its tail shows.
+          notes.push({ actor, action: "audit.epoch", target: entry.origin, result: "ok", details: { epoch: head.epoch, last_seq: head.seq, last_hash: head.hash } });
+        }
+        ops.push(put(this.#entries, key, entry));
+        staged.set(key, entry);
         // An accepted break stays pending until the entry it names has come.
         const pending = verdict !== "reanchor" && head?.reanchorAt ? { reanchorAt: head.reanchorAt } : {};
         heads.set(entry.origin, { origin: entry.origin, epoch: entry.epoch, seq: entry.seq, hash: entry.hash, ...pending });
         stored += 1;
       }
       for (const head of heads.values()) ops.push(put(this.#heads, head.origin, head));
+      // Alarms and records of bases and epoch ends go in the same batch as what they describe.
+      if (notes.length > 0) ops.push(...(await this.#ownEntries(notes)).ops);
       if (ops.length > 0) await this.#store.db.batch(ops, { sync: true });
-      if (stored > 0) this.emit("change");
-      if (fresh.length > 0) {
-        await this.#appendNow(fresh.map((q) => ({
-          actor,
-          action: "audit.quarantine",
-          target: q.origin,
-          result: "refused",
-          details: { epoch: q.epoch, seq: q.seq, reason: q.reason },
-        })));
-      }
+      if (stored > 0 || notes.length > 0) this.emit("change");
       return { stored, heads: [...heads.values()].map(stripFlags), quarantined: [...quarantined.values()], newlyQuarantined: fresh };
     });
   }
 
   /**
    * "accept", "duplicate", "reanchor" (the break an administrator accepted) or the
-   * chain break that quarantines the origin.
+   * chain break that quarantines the origin. `held` reads the entry already held at
+   * the same position, staged in this batch or stored.
    */
-  async #judge(entry: AuditEntry, head: HeldHead | undefined): Promise<"accept" | "duplicate" | "reanchor" | ChainBreak> {
-    if (hashEntry(entry) !== entry.hash) return { seq: entry.seq, reason: `entry ${entry.seq} was changed: its hash does not match its content` };
+  async #judge(entry: AuditEntry, head: HeldHead | undefined, held: () => Promise<AuditEntry | undefined>): Promise<"accept" | "duplicate" | "reanchor" | ChainBreak> {
+    const at = (reason: string): ChainBreak => ({ seq: entry.seq, reason });
+    if (hashEntry(entry) !== entry.hash) return at(`entry ${entry.seq} was changed: its hash does not match its content`);
     const accepted = head?.reanchorAt;
-    if (accepted && accepted.epoch === entry.epoch && accepted.seq === entry.seq) return "reanchor";
+    if (accepted && accepted.epoch === entry.epoch && accepted.seq === entry.seq && (accepted.hash === undefined || accepted.hash === entry.hash)) {
+      return "reanchor";
+    }
     if (!head || entry.epoch > head.epoch) {
-      if (entry.seq === 1 && entry.prev_hash === GENESIS_HASH) return "accept";
-      return { seq: entry.seq, reason: `gap: epoch ${entry.epoch} must start at entry 1, got ${entry.seq}` };
+      if (entry.seq !== 1) return at(`gap: epoch ${entry.epoch} must start at entry 1, got ${entry.seq}`);
+      if (entry.prev_hash !== GENESIS_HASH) return at(`entry 1 of epoch ${entry.epoch} does not start a chain: its previous hash is not the genesis hash`);
+      return "accept";
     }
-    if (entry.epoch < head.epoch) {
-      return { seq: entry.seq, reason: `reordered: entry of epoch ${entry.epoch} after epoch ${head.epoch} began` };
-    }
+    if (entry.epoch < head.epoch) return at(`reordered: entry of epoch ${entry.epoch} after epoch ${head.epoch} began`);
     if (entry.seq <= head.seq) {
-      const held = await this.#entries.get(entryKey(entry.origin, entry.epoch, entry.seq));
-      if (held?.hash === entry.hash) return "duplicate";
-      return { seq: entry.seq, reason: `fork: entry ${entry.seq} differs from the one already held` };
+      if ((await held())?.hash === entry.hash) return "duplicate";
+      // After a resolved fork, what this node holds stays; the child's differing copy is skipped.
+      if (accepted && accepted.seq > head.seq) return "duplicate";
+      return at(`fork: entry ${entry.seq} differs from the one already held`);
     }
-    if (entry.seq !== head.seq + 1) return { seq: entry.seq, reason: `gap: expected entry ${head.seq + 1}, got ${entry.seq}` };
-    if (entry.prev_hash !== head.hash) {
-      return { seq: entry.seq, reason: `fork: entry ${entry.seq} does not follow the held head ${head.seq} (previous hash differs)` };
-    }
+    if (entry.seq !== head.seq + 1) return at(`gap: expected entry ${head.seq + 1}, got ${entry.seq}`);
+    if (entry.prev_hash !== head.hash) return at(`fork: entry ${entry.seq} does not follow the held head ${head.seq} (previous hash differs)`);
     return "accept";
   }
 
   /**
-   * Lifts the quarantine of `origin`: the entry that broke the chain is accepted as a
-   * new anchor when it comes again (its own hash must still hold), the break is
-   * recorded as a chain base, and the resolution is audited.
+   * Lifts the quarantine of `origin`. The refused entry is accepted as a new anchor when
+   * it comes again, unchanged; when it forked from an entry already held, held entries
+   * stay as they are and the entry after the held head becomes the anchor instead. The
+   * break is recorded as a chain base and both steps are audited.
    * Resolves false when the origin was not quarantined.
    */
   resolve(origin: string, actor: string): Promise<boolean> {
@@ -238,9 +262,11 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
       const quarantine = await this.#quarantines.get(origin);
       if (!quarantine) return false;
       const head = (await this.#heads.get(origin)) ?? { origin, epoch: quarantine.epoch, seq: 0, hash: GENESIS_HASH };
-      const held: HeldHead = { ...head, reanchorAt: { epoch: quarantine.epoch, seq: quarantine.seq } };
-      await this.#store.db.batch([del(this.#quarantines, origin), put(this.#heads, origin, held)], { sync: true });
-      await this.#appendNow([{ actor, action: "audit.resolve", target: origin, result: "ok", details: { ...quarantine } }]);
+      const belowHead = quarantine.epoch === head.epoch && quarantine.seq <= head.seq;
+      const reanchorAt = belowHead ? { epoch: head.epoch, seq: head.seq + 1 } : { epoch: quarantine.epoch, seq: quarantine.seq, hash: quarantine.hash };
+      const note = await this.#ownEntries([{ actor, action: "audit.resolve", target: origin, result: "ok", details: { ...quarantine, anchor_seq: reanchorAt.seq } }]);
+      await this.#store.db.batch([del(this.#quarantines, origin), put(this.#heads, origin, { ...head, reanchorAt }), ...note.ops], { sync: true });
+      this.emit("change");
       return true;
     });
   }
@@ -291,10 +317,12 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
    * the parent acknowledged. Reads the entries in one pass, in key order.
    */
   async verify(site?: string): Promise<ChainReport[]> {
+    const inScope = (origin: string) => site === undefined || isInSubtree(origin, site);
     const heads = new Map((await this.#heads.values().all()).map((head) => [head.origin, head]));
     const anchors = await this.anchors();
     const bases = new Map((await this.#bases.values().all()).map((base) => [entryKey(base.origin, base.epoch, base.seq), base]));
     const quarantines = new Map((await this.quarantines()).map((q) => [q.origin, q]));
+    const ledger = await this.#ownLedger();
     const reports: ChainReport[] = [];
     let chain: AuditEntry[] = [];
     const flush = () => {
@@ -303,6 +331,7 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
       const head = heads.get(first.origin);
       reports.push(checkChain(chain, {
         base: (entry) => bases.get(entryKey(entry.origin, entry.epoch, entry.seq)),
+        trusted: (base) => ledger.trusts(base),
         head: head?.epoch === first.epoch ? head : undefined,
         anchor: anchors.get(first.origin),
         quarantine: quarantines.get(first.origin)?.reason,
@@ -310,19 +339,67 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
       chain = [];
     };
     for await (const entry of this.#entries.values()) {
-      if (site !== undefined && !isInSubtree(entry.origin, site)) continue;
+      if (!inScope(entry.origin)) continue;
       const current = chain[0];
       if (current && (current.origin !== entry.origin || current.epoch !== entry.epoch)) flush();
       chain.push(entry);
     }
     flush();
+    const reported = (origin: string, epoch: number) => reports.find((r) => r.origin === origin && r.epoch === epoch);
+    const prunedUpTo = (origin: string, epoch: number, seq: number, hash: string) => {
+      const base = bases.get(entryKey(origin, epoch, seq + 1));
+      return base !== undefined && base.prev_hash === hash && ledger.trusts(base);
+    };
+    const missing = (origin: string, epoch: number, seq: number, hash: string, reason: string): ChainReport => ({
+      origin, epoch, entries: 0, firstSeq: 0, lastSeq: seq, headHash: hash, ok: false, badSeq: seq, reason,
+      ...(quarantines.has(origin) ? { quarantined: quarantines.get(origin)!.reason } : {}),
+    });
     for (const [origin, head] of heads) {
-      if (site !== undefined && !isInSubtree(origin, site)) continue;
-      if (head.seq > 0 && !reports.some((r) => r.origin === origin && r.epoch === head.epoch)) {
-        reports.push({ origin, epoch: head.epoch, entries: 0, firstSeq: 0, lastSeq: 0, headHash: head.hash, ok: false, badSeq: head.seq, reason: `every entry up to the head ${head.seq} is missing` });
+      if (!inScope(origin) || head.seq === 0 || reported(origin, head.epoch)) continue;
+      reports.push(prunedUpTo(origin, head.epoch, head.seq, head.hash)
+        ? { origin, epoch: head.epoch, entries: 0, firstSeq: 0, lastSeq: head.seq, headHash: head.hash, ok: true }
+        : missing(origin, head.epoch, head.seq, head.hash, `every entry up to the head record (${head.seq}) is missing`));
+    }
+    for (const [origin, anchor] of anchors) {
+      if (!inScope(origin) || heads.has(origin) || reported(origin, anchor.epoch)) continue;
+      reports.push(missing(origin, anchor.epoch, anchor.seq, anchor.hash, `every entry up to ${anchor.seq}, acknowledged by the parent, is missing, and its head record too`));
+    }
+    for (const end of ledger.epochEnds) {
+      if (!inScope(end.origin)) continue;
+      const report = reported(end.origin, end.epoch);
+      if (report && report.ok && (report.lastSeq !== end.seq || report.headHash !== end.hash)) {
+        Object.assign(report, { ok: false, badSeq: report.lastSeq + 1, reason: `the epoch ended at entry ${end.seq}; entries after ${report.lastSeq} are missing` });
+      } else if (!report && !prunedUpTo(end.origin, end.epoch, end.seq, end.hash)) {
+        reports.push(missing(end.origin, end.epoch, end.seq, end.hash, `every entry of this epoch, which ended at ${end.seq}, is missing`));
       }
     }
     return reports.sort((a, b) => (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : a.epoch - b.epoch));
+  }
+
+  /**
+   * What this node's own, hash-chained log says about chain bases and epoch ends. Bases
+   * and heads are kept beside the chains and are not hashed; each one is trusted only
+   * when the own log records how it came about, as long as the own log is complete
+   * (its start not yet pruned: then older bases cannot be checked and are trusted).
+   */
+  async #ownLedger(): Promise<{ trusts(base: ChainBase): boolean; epochEnds: AuditHead[] }> {
+    const recorded = new Set<string>();
+    const epochEnds: AuditHead[] = [];
+    let complete = false;
+    for await (const entry of this.#entries.values(originBounds(this.#site))) {
+      if (entry.epoch === this.#epoch && entry.seq === 1) complete = true;
+      if (!entry.action.startsWith("audit.")) continue;
+      const details = JSON.parse(entry.details) as Record<string, number | string>;
+      if (entry.action === "audit.prune") recorded.add(`${entryKey(entry.target, Number(details.epoch), Number(details.to) + 1)}#${details.last_hash}`);
+      if (entry.action === "audit.reanchor") recorded.add(`${entryKey(entry.target, Number(details.epoch), Number(details.seq))}#${details.prev_hash}`);
+      if (entry.action === "audit.epoch") {
+        epochEnds.push({ origin: entry.target, epoch: Number(details.epoch), seq: Number(details.last_seq), hash: String(details.last_hash) });
+      }
+    }
+    return {
+      trusts: (base) => !complete || recorded.has(`${entryKey(base.origin, base.epoch, base.seq)}#${base.prev_hash}`),
+      epochEnds,
+    };
   }
 
   /** Entries matching `query`, oldest first per origin. */
@@ -374,21 +451,25 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
         else pruned.set(chainId, { origin: entry.origin, epoch: entry.epoch, from: entry.seq, to: entry.seq, last: entry });
       }
       if (ops.length === 0) return 0;
+      const deleted = ops.length;
+      const notes: AuditEvent[] = [];
       for (const run of pruned.values()) {
         const base: ChainBase = { origin: run.origin, epoch: run.epoch, seq: run.to + 1, prev_hash: run.last.hash, why: "pruned" };
+        // The base of an earlier prune now stands before the chain's start.
+        ops.push(del(this.#bases, entryKey(run.origin, run.epoch, run.from)));
         ops.push(put(this.#bases, entryKey(run.origin, run.epoch, run.to + 1), base));
-      }
-      await this.#store.db.batch(ops, { sync: true });
-      for (const run of pruned.values()) {
-        await this.#appendNow([{
+        notes.push({
           actor: options.actor,
           action: "audit.prune",
           target: run.origin,
           result: "ok",
           details: { epoch: run.epoch, from: run.from, to: run.to, last_hash: run.last.hash },
-        }]);
+        });
       }
-      return ops.length - pruned.size;
+      ops.push(...(await this.#ownEntries(notes)).ops);
+      await this.#store.db.batch(ops, { sync: true });
+      this.emit("change");
+      return deleted;
     });
   }
 }
@@ -406,7 +487,7 @@ function del(sublevel: object, key: string): BatchOp {
 }
 
 /** A head as stored: after a resolved quarantine it names the entry to accept as a new anchor. */
-type HeldHead = AuditHead & { reanchorAt?: { epoch: number; seq: number } };
+type HeldHead = AuditHead & { reanchorAt?: { epoch: number; seq: number; hash?: string } };
 
 function stripFlags(head: HeldHead): AuditHead {
   return { origin: head.origin, epoch: head.epoch, seq: head.seq, hash: head.hash };

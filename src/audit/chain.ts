@@ -12,6 +12,8 @@ export interface ChainBreak {
 export interface ChainContext {
   /** A recorded restart point (pruned prefix, resolved break) at this entry, if any. */
   base(entry: AuditEntry): ChainBase | undefined;
+  /** Whether the node's own log records how `base` came about. */
+  trusted(base: ChainBase): boolean;
   /** The head record this node keeps for the chain's origin and epoch. */
   head: AuditHead | undefined;
   /** The head the parent acknowledged for the origin. */
@@ -56,18 +58,19 @@ function entryBreak(entry: AuditEntry, previous: AuditEntry | undefined, context
   const at = (reason: string) => ({ seq: entry.seq, reason });
   if (hashEntry(entry) !== entry.hash) return at("the entry was changed: its hash does not match its content");
   const base = context.base(entry);
+  if (base && !context.trusted(base)) {
+    return at(`a restart point is recorded here that this node's own log does not account for: entries before it may have been removed`);
+  }
   let expectedPrev: string;
   if (base) {
     expectedPrev = base.prev_hash;
   } else if (!previous) {
-    if (entry.seq !== 1) return at(`entries 1 to ${entry.seq - 1} are missing`);
+    if (entry.seq !== 1) return at(missingRange(1, entry.seq - 1));
     expectedPrev = GENESIS_HASH;
   } else {
     if (entry.seq === previous.seq) return at(`entry ${entry.seq} appears twice: an entry was inserted`);
     if (entry.seq < previous.seq) return at(`reordered: entry ${entry.seq} stands after entry ${previous.seq}`);
-    if (entry.seq !== previous.seq + 1) {
-      return at(entry.seq === previous.seq + 2 ? `entry ${previous.seq + 1} is missing` : `entries ${previous.seq + 1} to ${entry.seq - 1} are missing`);
-    }
+    if (entry.seq !== previous.seq + 1) return at(missingRange(previous.seq + 1, entry.seq - 1));
     expectedPrev = previous.hash;
   }
   if (entry.prev_hash !== expectedPrev) {
@@ -82,8 +85,8 @@ function entryBreak(entry: AuditEntry, previous: AuditEntry | undefined, context
 
 function endBreak(last: AuditEntry, context: ChainContext): ChainBreak | undefined {
   const { head, anchor } = context;
-  if (head && (head.seq > last.seq)) {
-    return { seq: last.seq + 1, reason: `entries ${last.seq + 1} to ${head.seq} are missing (the head record is at ${head.seq})` };
+  if (head && head.seq > last.seq) {
+    return { seq: last.seq + 1, reason: `${missingRange(last.seq + 1, head.seq)} (the head record is at ${head.seq})` };
   }
   if (head && head.seq < last.seq) {
     return { seq: head.seq + 1, reason: `entries after the head record (${head.seq}) were added outside the log` };
@@ -95,4 +98,8 @@ function endBreak(last: AuditEntry, context: ChainContext): ChainBreak | undefin
     return { seq: last.seq + 1, reason: `entries up to ${anchor.seq}, acknowledged by the parent, are missing` };
   }
   return undefined;
+}
+
+function missingRange(first: number, last: number): string {
+  return first === last ? `entry ${first} is missing` : `entries ${first} to ${last} are missing`;
 }

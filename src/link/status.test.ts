@@ -126,10 +126,7 @@ describe("fromServiceError", () => {
     expect(fromServiceError("weird").code).toBe("internal");
   });
 
-  // Bug: `sent in TO_GRPC` also accepts the names that every object inherits, so a peer
-  // that sends `vmtree-error-code: toString` (or constructor, __proto__, hasOwnProperty)
-  // produces a VmtreeError whose code is not an ErrorCode; relayed onwards,
-  // toServiceError then looks up TO_GRPC["toString"] and sends a function as the status.
+  // A peer may send any string as the code header, including inherited property names.
   it.each(["toString", "constructor", "__proto__", "hasOwnProperty"])(
     "fromServiceError - ignores the inherited name %s as a code header",
     (header) => {

@@ -172,12 +172,8 @@ describe("signCsr", () => {
     expect(error.message).toBe("[invalid_argument] the node CSR signature does not verify");
   });
 
-  // Bug: node-forge's csr.verify() throws ("Encryption block is invalid.") instead of
-  // returning false when the signature does not decrypt to a PKCS#1 block, which is what
-  // happens when the signature bytes or the public key are tampered with. signCsr lets that
-  // plain Error escape, so the enrolment service answers INTERNAL ("internal error")
-  // instead of INVALID_ARGUMENT for a forged CSR. Only a change to the signed subject gets
-  // the intended invalid_argument (see the test above).
+  // node-forge's csr.verify() throws, rather than returning false, on a signature that
+  // does not decrypt to a PKCS#1 block.
   it("signCsr - refuses a CSR with a tampered signature, with invalid_argument", () => {
     const der = derOf(createCsr("kz.ala", "node", nodeKeys));
     der[der.length - 1] = (der[der.length - 1] ?? 0) ^ 0x01;

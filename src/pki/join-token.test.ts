@@ -118,9 +118,7 @@ describe("decodeJoinToken", () => {
     }
   });
 
-  // Bug: a body that is valid base64url JSON but `null` makes the destructuring of the
-  // body throw a TypeError, so decodeJoinToken throws instead of returning invalid_argument
-  // (the CLI then reports an internal error rather than "the join token is malformed").
+  // Valid base64url JSON that is not an object is still a malformed token.
   it("decodeJoinToken - refuses a JSON null body with invalid_argument", () => {
     const decoded = decodeJoinToken(withBody(null));
     expect(decoded.ok).toBe(false);

@@ -60,7 +60,7 @@ describe("crash safety (kill -9)", () => {
     // Resumed from the checkpoint: the restarted child sent only what kz lacked.
     const sent = (await ast.status()).parent!.sent;
     expect(sent).toBe(CAMERAS - held);
-  });
+  }, 150_000);
 
   it("sync - kill -9 of the parent mid-sync loses nothing acknowledged and the child catches up", async () => {
     const pair = await slowPair();
@@ -80,5 +80,5 @@ describe("crash safety (kill -9)", () => {
     await expectConverged(kz, ast, 30);
     const status = await waitFor(() => ast.status(), (s) => s.parent?.pending === 0 && s.parent.state === "connected", 20_000, "idle");
     expect(status.parent!.lastError).toBeNull();
-  });
+  }, 200_000);
 });

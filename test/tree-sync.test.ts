@@ -128,4 +128,18 @@ describe("inventory sync through a three-level tree", () => {
     const root = await kz.status();
     expect(root).toMatchObject({ site: "kz", root: true, parent: null, children: [{ site: "kz.ala", state: "connected" }] });
   });
+
+  // Runs last: it stops kz.ala.
+  it("serve - SIGTERM ends children's sessions without recording them as refused; a stopped node keeps its link times", async () => {
+    const connected = (await ala.status()).children[0]!;
+    await ala.stop();
+    expect(await ala.auditList(["--action", "call.refused"])).toEqual([]);
+    expect((await ala.auditList(["--action", "node.stop"])).map((e) => e.result)).toEqual(["ok"]);
+    const stopped = await ala.status();
+    expect(stopped.running).toBe(false);
+    expect(stopped.children).toEqual([
+      expect.objectContaining({ site: "kz.ala.metro-01", state: "disconnected", lastSync: connected.lastSync }),
+    ]);
+    expect(Date.parse(stopped.children[0]!.since!)).toBeGreaterThanOrEqual(Date.parse(connected.since!));
+  });
 });

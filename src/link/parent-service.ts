@@ -51,6 +51,13 @@ interface Child {
   epoch: number;
 }
 
+/** One open sync stream; `endedHere` once this node has ended it with a status of its own. */
+interface Session {
+  site?: string;
+  done: Promise<void>;
+  endedHere: boolean;
+}
+
 type AnyStream = ServerDuplexStream<unknown, unknown>;
 
 /**
@@ -59,7 +66,7 @@ type AnyStream = ServerDuplexStream<unknown, unknown>;
  * presenting the certificate it was last given. Refusals are logged and audited.
  */
 export function createParentService(deps: ParentServiceDeps): ParentService {
-  const sessions = new Map<AnyStream, { site?: string; done: Promise<void> }>();
+  const sessions = new Map<AnyStream, Session>();
   let closing = false;
 
   const authorizeChild = async (call: { getAuthContext(): unknown }): Promise<Child> => {
@@ -95,7 +102,7 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
    * writes each acknowledgement only after `handle` has stored the batch durably.
    */
   const serveStream = <Req, Res>(method: string, call: ServerDuplexStream<Req, Res>, handle: (child: Child, batch: Req) => Promise<Res>) => {
-    const entry: { site?: string; done: Promise<void> } = { done: Promise.resolve() };
+    const entry: Session = { done: Promise.resolve(), endedHere: false };
     const session = (async () => {
       if (closing) throw new VmtreeError("unavailable", `${deps.site} is shutting down`);
       const child = await authorizeChild(call);
@@ -112,6 +119,8 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
         if (await link.close()) await linkEvent(child.site, "link.disconnect");
       }
     })().catch(async (reason: unknown) => {
+      // A session this node ended (shutdown, resync) already carries its status; it was not refused.
+      if (entry.endedHere) return;
       if (!call.cancelled) call.emit("error", await refuse(reason, method, call));
     });
     entry.done = session;
@@ -167,16 +176,22 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
     async closeSessions() {
       closing = true;
       const shuttingDown = toServiceError(new VmtreeError("unavailable", `${deps.site} is shutting down`));
-      for (const call of sessions.keys()) call.emit("error", shuttingDown);
+      for (const [call, session] of sessions) endSession(call, session, shuttingDown);
       await Promise.allSettled([...sessions.values()].map((session) => session.done));
     },
     restartSessionsFor(origin) {
       const restart = toServiceError(new VmtreeError("unavailable", `${deps.site} asks for a resync of ${origin}`));
       for (const [call, session] of sessions) {
-        if (session.site !== undefined && isInSubtree(origin, session.site)) call.emit("error", restart);
+        if (session.site !== undefined && isInSubtree(origin, session.site)) endSession(call, session, restart);
       }
     },
   };
+}
+
+/** Ends a session with `status`: grpc-js sends an error emitted on a server stream as the call's status. */
+function endSession(call: AnyStream, session: Session, status: ReturnType<typeof toServiceError>): void {
+  session.endedHere = true;
+  call.emit("error", status);
 }
 
 /** The site a refused caller's verified certificate names, if any, for the audit record. */

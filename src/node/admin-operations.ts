@@ -142,8 +142,11 @@ export class AdminOperations {
   async #status(): Promise<GetStatusResponse> {
     const node = this.#node;
     const cameras = await node.replica.list();
+    const enrolled = await node.invitations.children();
+    // A stopped node's link times are on disk only; a serving node loaded them at start.
+    if (!node.serving) await node.links.load(enrolled.map((child) => child.site));
     const links = new Map(node.links.list().map((link) => [link.site, link]));
-    const children: LinkStatus[] = (await node.invitations.children()).map((child) => {
+    const children: LinkStatus[] = enrolled.map((child) => {
       const link = links.get(child.site);
       return {
         ...emptyLink(child.site),

@@ -4,7 +4,7 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { AuditEntry } from "../gen/vmtree/v1/audit.ts";
 import { NodeStore } from "../store/node-store.ts";
-import { AuditFeed } from "./audit-feed.ts";
+import { AuditFeed, MAX_AUDIT_BATCH_BYTES } from "./audit-feed.ts";
 import { type AuditEvent, AuditLog } from "./audit-log.ts";
 
 const NOW = Date.UTC(2026, 5, 1, 12, 0, 0);
@@ -49,6 +49,22 @@ describe("AuditFeed", () => {
     expect((await feed.next(3))?.request.entries).toEqual([own[0], own[1], own[2]]);
     expect((await feed.next(3))?.request.entries).toEqual([own[3], child[0], child[1]]);
     expect(await feed.next(3)).toBeUndefined();
+  });
+
+  it("AuditFeed.next - keeps a batch of large entries under the byte budget, and sends the rest next", async () => {
+    const feed = new AuditFeed(log, [head(own[3]!), head(child[1]!)]);
+    // 100 entries of about 16 KiB each: more than one batch may carry.
+    const large = await log.appendMany(
+      Array.from({ length: 100 }, (_, i) => ({ actor: "node", action: "vms.export", target: `t${i}`, result: "ok", details: { note: "x".repeat(16_000) } })),
+      NOW,
+    );
+    const first = (await feed.next(500))!.request.entries;
+    const second = (await feed.next(500))!.request.entries;
+    // Each counts about 16.2 KiB with its framing: 64 fit in 1 MiB.
+    expect(first.length).toBe(64);
+    expect(JSON.stringify(first).length).toBeLessThan(MAX_AUDIT_BATCH_BYTES);
+    expect([...first, ...second]).toEqual(large);
+    expect(await feed.next(500)).toBeUndefined();
   });
 
   it("AuditFeed.next - picks up entries written later", async () => {

@@ -5,6 +5,14 @@ import type { FeedBatch, UpFeed } from "../link/up-feed.ts";
 import type { AuditLog } from "./audit-log.ts";
 
 /**
+ * Most bytes of entries one batch carries, well under the link's message limit: an entry's
+ * details may be 16 KiB, so a count alone cannot keep a batch within it.
+ */
+export const MAX_AUDIT_BATCH_BYTES = 1024 * 1024;
+/** Protobuf framing, numbers and the two hashes of one entry, rounded up. */
+const ENTRY_OVERHEAD_BYTES = 192;
+
+/**
  * Audit entries going up one link session: for each origin held here, every entry after
  * the head the parent reported at hello, in order (by epoch, then sequence), then new
  * entries as they are written. Acknowledged heads become this node's anchors.
@@ -29,13 +37,16 @@ export class AuditFeed implements UpFeed<SyncAuditRequest, SyncAuditResponse> {
 
   async next(limit: number): Promise<FeedBatch<SyncAuditRequest> | undefined> {
     const entries: AuditEntry[] = [];
+    let bytes = 0;
     for (const head of await this.source.heads()) {
-      if (entries.length >= limit) break;
+      if (entries.length >= limit || bytes >= MAX_AUDIT_BATCH_BYTES) break;
       const cursor = this.#cursors.get(head.origin) ?? { epoch: 0, seq: 0 };
-      const batch = await this.source.entriesAfter(head.origin, cursor.epoch, cursor.seq, limit - entries.length);
-      const last = batch.at(-1);
-      if (last) this.#cursors.set(head.origin, { epoch: last.epoch, seq: last.seq });
-      entries.push(...batch);
+      for (const entry of await this.source.entriesAfter(head.origin, cursor.epoch, cursor.seq, limit - entries.length)) {
+        bytes += entryBytes(entry);
+        if (bytes > MAX_AUDIT_BATCH_BYTES && entries.length > 0) break;
+        entries.push(entry);
+        this.#cursors.set(head.origin, { epoch: entry.epoch, seq: entry.seq });
+      }
     }
     return entries.length === 0 ? undefined : { request: { entries, pending: 0 }, count: entries.length };
   }
@@ -45,4 +56,10 @@ export class AuditFeed implements UpFeed<SyncAuditRequest, SyncAuditResponse> {
     this.quarantinedByParent = response.quarantined_origins;
     await this.source.saveAnchors(response.heads);
   }
+}
+
+/** An upper bound of an entry's encoded size. */
+function entryBytes(entry: AuditEntry): number {
+  return ENTRY_OVERHEAD_BYTES + Buffer.byteLength(entry.origin) + Buffer.byteLength(entry.actor) + Buffer.byteLength(entry.action) +
+    Buffer.byteLength(entry.target) + Buffer.byteLength(entry.result) + Buffer.byteLength(entry.details);
 }

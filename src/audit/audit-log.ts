@@ -177,12 +177,16 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
       const notes: AuditEvent[] = [];
       const ops: BatchOp[] = [];
       let stored = 0;
+      const checked = new Set<string>();
       for (const entry of entries) {
         if (quarantined.has(entry.origin)) continue;
-        const existing = await this.#quarantines.get(entry.origin);
-        if (existing) {
-          quarantined.set(entry.origin, existing);
-          continue;
+        if (!checked.has(entry.origin)) {
+          checked.add(entry.origin);
+          const existing = await this.#quarantines.get(entry.origin);
+          if (existing) {
+            quarantined.set(entry.origin, existing);
+            continue;
+          }
         }
         const key = entryKey(entry.origin, entry.epoch, entry.seq);
         const head = heads.get(entry.origin) ?? (await this.#heads.get(entry.origin));

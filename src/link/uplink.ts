@@ -26,8 +26,14 @@ export interface UplinkOptions {
   audit: AuditLog;
   store: NodeStore;
   log: Logger;
-  /** Items per batch. */
+  /** Inventory changes per batch; default 500. */
   batchSize?: number;
+  /**
+   * Audit entries per batch; default 2000. Entries are small and a backlog can hold
+   * millions, so larger batches spread the parent's synced write over more of them; the
+   * feed also caps a batch's bytes.
+   */
+  auditBatchSize?: number;
   /** Batches sent and not yet acknowledged, per stream. */
   window?: number;
   backoff?: Backoff;
@@ -160,13 +166,15 @@ export class Uplink {
       };
       await this.#options.audit.append({ actor: "node", action: "link.connect", target: parentSite, result: "ok", details: { address } });
       const options = {
-        batchSize: this.#options.batchSize ?? 500,
         window: this.#options.window ?? 4,
         signal: session.signal,
         onAcknowledged: () => (this.#state.lastSyncMs = Date.now()),
       };
       // Either stream failing ends the session; the other is stopped with it.
-      const streams = [streamFeed(this.#feeds.inventory, client, options), streamFeed(this.#feeds.audit, client, options)];
+      const streams = [
+        streamFeed(this.#feeds.inventory, client, { ...options, batchSize: this.#options.batchSize ?? 500 }),
+        streamFeed(this.#feeds.audit, client, { ...options, batchSize: this.#options.auditBatchSize ?? 2000 }),
+      ];
       await Promise.race(streams).finally(stop);
       await Promise.all(streams);
     } finally {

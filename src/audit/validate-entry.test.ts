@@ -106,10 +106,24 @@ describe("validateAuditBatch", () => {
   );
 
   it("validateAuditBatch - refuses details over 16 KiB", () => {
-    expect(() => validateAuditBatch([entry({ details: "d".repeat(16 * 1024) })], "kz.ala")).not.toThrow();
-    const error = refusal([entry({ details: "d".repeat(16 * 1024 + 1) })]);
+    const details = (n: number) => `{"d":"${"d".repeat(n - 8)}"}`;
+    expect(details(16 * 1024)).toHaveLength(16 * 1024);
+    expect(() => validateAuditBatch([entry({ details: details(16 * 1024) })], "kz.ala")).not.toThrow();
+    const error = refusal([entry({ details: details(16 * 1024 + 1) })]);
     expect(error.code).toBe("invalid_argument");
-    expect(error.message).toBe(`[invalid_argument] invalid audit entry details: "${"d".repeat(32)}…"`);
+    expect(error.message).toBe(`[invalid_argument] invalid audit entry details: "{\\"d\\":\\"${"d".repeat(26)}…"`);
+  });
+
+  it.each([["not-json{"], ["[1,2]"], ["null"], ["7"], [""]])("validateAuditBatch - refuses details %j: every ancestor lists them as an object", (details) => {
+    const error = refusal([entry({ details })]);
+    expect(error.code).toBe("invalid_argument");
+    expect(error.message).toBe(`[invalid_argument] invalid audit entry details: ${JSON.stringify(`${details}…`)}`);
+  });
+
+  it("validateAuditBatch - refuses a time_ms beyond what a Date holds", () => {
+    expect(() => validateAuditBatch([entry({ time_ms: 8.64e15 })], "kz.ala")).not.toThrow();
+    const error = refusal([entry({ time_ms: 8.64e15 + 1 })]);
+    expect(error.message).toBe('[invalid_argument] invalid audit entry time_ms: "8640000000000001"');
   });
 
   it("validateAuditBatch - reports the first problem in field order", () => {

@@ -45,9 +45,17 @@ export function parseDuration(flag: string, text: string, options: { allowZero?:
 
 /** Parses an ISO 8601 date or date-time (`2026-12-03`, `2026-12-03T10:00:00Z`) into Unix milliseconds. */
 export function parseTime(flag: string, text: string): number {
-  const ms = /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text) ? Date.parse(text) : NaN;
-  if (!Number.isFinite(ms)) throw new UsageError(`expected --${flag} like 2026-12-03 or 2026-12-03T10:00:00Z, got \`${text}\``);
+  const date = /^(\d{4})-(\d{2})-(\d{2})([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.exec(text);
+  const ms = date && isCalendarDate(Number(date[1]), Number(date[2]), Number(date[3])) ? Date.parse(text) : NaN;
+  // 0 would read as "no bound" on the admin API; no audit entry is that old anyway.
+  if (!(ms > 0)) throw new UsageError(`expected --${flag} like 2026-12-03 or 2026-12-03T10:00:00Z, got \`${text}\``);
   return ms;
+}
+
+/** Date.parse rolls 2026-02-30 over into March; a typo must not silently move the bound. */
+function isCalendarDate(year: number, month: number, day: number): boolean {
+  const date = new Date(Date.UTC(year, month - 1, day));
+  return date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
 }
 
 /** Parses a positive whole number. */

@@ -1,8 +1,14 @@
 import { VmtreeError } from "../errors.ts";
 import { assertSiteId } from "../pki/site-id.ts";
-import { parseCount, parseDuration, parseTime, parseVerbArgs, required } from "./args.ts";
+import { parseCount, parseDuration, parseTime, parseVerbArgs, required, UsageError } from "./args.ts";
 import { checkFlag, printHelp, withAdmin, type Command } from "./command.ts";
 import { auditEntriesText, auditEntryJson, chainJson, chainsText } from "./format.ts";
+
+/** An empty filter would silently match everything. */
+const nonEmpty = (flag: string, value: string | undefined) => {
+  if (value === "") throw new UsageError(`expected --${flag} to name what to match, got an empty value`);
+  return value ?? "";
+};
 
 const optionalSite = (site: string | undefined) => (site === undefined ? "" : checkFlag(() => assertSiteId(site)));
 
@@ -39,8 +45,8 @@ export const auditListCommand: Command = {
       site: optionalSite(values.site),
       since_ms: values.since === undefined ? 0 : parseTime("since", values.since),
       until_ms: values.until === undefined ? 0 : parseTime("until", values.until),
-      actor: values.actor ?? "",
-      action: values.action ?? "",
+      actor: nonEmpty("actor", values.actor),
+      action: nonEmpty("action", values.action),
       limit: values.limit === undefined ? 0 : parseCount("limit", values.limit),
     };
     const { entries } = await withAdmin(required(values, "data"), (admin) => admin.listAudit(request));

@@ -93,11 +93,21 @@ export class AdminOperations {
     }, (entries) => ({ entries: entries.length }));
   }
 
-  /** Records an action of the site's own video system; `actor` names its user. */
+  /**
+   * Records an action of the site's own video system; `actor` names its user. The actors
+   * and actions vmtree records itself are refused, so that no caller can plant an alarm,
+   * an epoch end or a link event in the log.
+   */
   async recordAudit(event: { actor: string; action: string; target: string; result: string; details: string }): Promise<AuditEntry> {
     checkActor(event.actor);
+    if (event.actor === "node" || RESERVED_ACTOR_KINDS.has(event.actor.slice(0, event.actor.indexOf(":")))) {
+      throw new VmtreeError("invalid_argument", `actor ${JSON.stringify(event.actor.slice(0, 80))} is one vmtree records itself; name a user like user:NAME`);
+    }
     if (!/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/.test(event.action) || event.action.length > 64) {
       throw new VmtreeError("invalid_argument", `expected an action like vms.view_live, got ${JSON.stringify(event.action.slice(0, 80))}`);
+    }
+    if (RESERVED_ACTION_GROUPS.has(event.action.slice(0, event.action.indexOf(".")))) {
+      throw new VmtreeError("invalid_argument", `action ${event.action} is one vmtree records itself; use a group of your own, like vms.${event.action.slice(event.action.indexOf(".") + 1)}`);
     }
     if (event.result !== "ok" && event.result !== "refused" && event.result !== "failed") {
       throw new VmtreeError("invalid_argument", `expected result ok, refused or failed, got ${JSON.stringify(event.result.slice(0, 80))}`);
@@ -117,21 +127,51 @@ export class AdminOperations {
     return this.#node.audit.append({ ...event, result: event.result, details: details as Record<string, unknown> });
   }
 
-  /** Lifts the quarantine of `origin`'s audit stream. */
+  /**
+   * Lifts the quarantine of `origin`'s audit stream. The log records a resolution in the
+   * same batch as the change; an attempt that changes nothing is recorded here.
+   */
   async resolveAuditQuarantine(actor: string, origin: string): Promise<boolean> {
     checkActor(actor);
-    assertSiteId(origin);
-    const resolved = await this.#node.audit.resolve(origin, actor);
+    const resolved = await this.#recordedUnlessDone(actor, "audit.resolve", origin, async () => {
+      assertSiteId(origin);
+      return this.#node.audit.resolve(origin, actor);
+    }, (done) => done, { error: "not quarantined here" });
     // The child skipped past what was refused; a new session resends it from the held head.
     if (resolved) this.#node.restartChildSessionsFor(origin);
     return resolved;
   }
 
-  /** Deletes audit entries past retention (the configured one unless `retentionMs` is given). */
+  /**
+   * Deletes audit entries past retention (the configured one unless `retentionMs` is given).
+   * The log records each deletion with it; a prune an administrator asked for that deletes
+   * nothing is recorded here (the hourly sweep's empty runs are not).
+   */
   pruneAudit(actor: string, retentionMs?: number): Promise<number> {
     checkActor(actor);
     const days = this.#node.config.auditRetentionDays ?? DEFAULT_AUDIT_RETENTION_DAYS;
-    return this.#node.audit.prune({ nowMs: Date.now(), retentionMs: retentionMs ?? days * DAY_MS, isRoot: this.#node.isRoot, actor });
+    const retention = retentionMs ?? days * DAY_MS;
+    return this.#recordedUnlessDone(actor, "audit.prune", this.#node.config.site, () =>
+      this.#node.audit.prune({ nowMs: Date.now(), retentionMs: retention, isRoot: this.#node.isRoot, actor }),
+    (deleted) => deleted > 0 || actor === "node", { deleted: 0, retention_ms: retention });
+  }
+
+  /**
+   * Runs an operation whose success the log records itself; records a failure, or an
+   * outcome `recordedByLog` says the log did not record, with `details`.
+   */
+  async #recordedUnlessDone<T>(actor: string, action: string, target: string, run: () => Promise<T>, recordedByLog: (value: T) => boolean, details: Record<string, unknown>): Promise<T> {
+    const audit = this.#node.audit;
+    let value: T;
+    try {
+      value = await run();
+    } catch (error) {
+      const failure = VmtreeError.from(error);
+      await audit.append({ actor, action, target, result: "failed", details: { error: scrubCredentials(failure.message) } });
+      throw failure;
+    }
+    if (!recordedByLog(value)) await audit.append({ actor, action, target, result: value === false ? "failed" : "ok", details });
+    return value;
   }
 
   /** The node's state for `vmtree status`. */
@@ -219,10 +259,20 @@ export class AdminOperations {
       return value;
     } catch (error) {
       const failure = VmtreeError.from(error);
-      await audit.append({ actor, action, target, result: failure.code === "permission_denied" ? "refused" : "failed", details: { error: failure.message } });
+      // Error messages quote the input; a stream URL's password in it must not travel up the tree.
+      await audit.append({ actor, action, target, result: failure.code === "permission_denied" ? "refused" : "failed", details: { error: scrubCredentials(failure.message) } });
       throw failure;
     }
   }
+}
+
+/** Actor kinds and action groups that only vmtree itself records. */
+const RESERVED_ACTOR_KINDS = new Set(["site", "peer"]);
+const RESERVED_ACTION_GROUPS = new Set(["audit", "call", "enrolment", "inventory", "link", "node"]);
+
+/** Removes the user and password of every URL in `text`, however the URL is cut. */
+export function scrubCredentials(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s"'<>]*@/gi, "$1");
 }
 
 function checkActor(actor: string): void {

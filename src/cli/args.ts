@@ -16,7 +16,7 @@ export function parseVerbArgs<O extends Options>(argv: string[], options: O, pos
   try {
     parsed = parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    throw new UsageError(flagError(error as Error & { code?: string }, Object.keys(options)));
   }
   const help = (parsed.values as { help?: boolean }).help === true;
   if (!help && parsed.positionals.length > positionals) {
@@ -24,6 +24,15 @@ export function parseVerbArgs<O extends Options>(argv: string[], options: O, pos
   }
   if (!help && parsed.positionals.length < positionals) throw new UsageError(`missing ${names}`);
   return parsed;
+}
+
+/** Node's parseArgs messages suggest `--` for positionals, which never helps here; name the flags instead. */
+function flagError(error: Error & { code?: string }, known: string[]): string {
+  const flag = /'(-[^' ]+)/.exec(error.message)?.[1];
+  const flags = known.map((name) => `--${name}`).join(", ");
+  if (error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && flag) return `unknown flag \`${flag}\`; this command takes ${flags}`;
+  if (error.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && flag) return `${flag} needs a value`;
+  return error.message;
 }
 
 /** The value of a required flag. */

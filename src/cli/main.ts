@@ -56,8 +56,13 @@ export async function main(argv: string[], out: Out = defaultOut): Promise<numbe
 async function dispatch(argv: string[], out: Out): Promise<number> {
   const [verb, sub, ...rest] = argv;
   if (verb === undefined || verb === "help" || verb === "--help" || verb === "-h") {
+    // Called with nothing is a usage error: the usage goes where errors go.
+    if (verb === undefined) {
+      out.stderr(usage(COMMANDS));
+      return 2;
+    }
     out.stdout(usage(COMMANDS));
-    return verb === undefined ? 2 : 0;
+    return 0;
   }
   if (verb === "--version") {
     out.stdout(`vmtree ${VERSION}\n`);

@@ -12,29 +12,25 @@ const DOMAIN = "vmtree-audit-v1\n";
  * prefixes make it unambiguous and easy to reproduce in any language (docs/AUDIT.md).
  */
 export function canonicalEncoding(entry: Omit<AuditEntry, "hash">): Buffer {
-  const fields = [
-    entry.origin,
-    String(entry.epoch),
-    String(entry.seq),
-    String(entry.time_ms),
-    entry.actor,
-    entry.action,
-    entry.target,
-    entry.result,
-    entry.details,
-    entry.prev_hash,
-  ];
-  const parts = [Buffer.from(DOMAIN)];
-  for (const field of fields) {
-    const bytes = Buffer.from(field, "utf8");
-    parts.push(Buffer.from(`${bytes.length}:`), bytes, Buffer.from("\n"));
+  return Buffer.from(canonicalText(entry), "utf8");
+}
+
+/**
+ * The canonical encoding as one string: its UTF-8 bytes are the encoding, since every
+ * field is encoded whole and separators are ASCII. One string to hash instead of thirty
+ * buffers makes verifying a million relayed entries several times cheaper.
+ */
+function canonicalText(entry: Omit<AuditEntry, "hash">): string {
+  let text = DOMAIN;
+  for (const field of [entry.origin, String(entry.epoch), String(entry.seq), String(entry.time_ms), entry.actor, entry.action, entry.target, entry.result, entry.details, entry.prev_hash]) {
+    text += `${Buffer.byteLength(field, "utf8")}:${field}\n`;
   }
-  return Buffer.concat(parts);
+  return text;
 }
 
 /** SHA-256 of the canonical encoding, lower-case hex. */
 export function hashEntry(entry: Omit<AuditEntry, "hash">): string {
-  return createHash("sha256").update(canonicalEncoding(entry)).digest("hex");
+  return createHash("sha256").update(canonicalText(entry), "utf8").digest("hex");
 }
 
 /** JSON with keys sorted at every level and no spaces, for the `details` field. */

@@ -5,6 +5,17 @@ import { CAMERA_FIELDS } from "../inventory/camera.ts";
 
 const iso = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : null);
 
+/**
+ * Text from other sites, made safe for a terminal table: line breaks and tabs become
+ * spaces, any other control character is shown escaped (`\u001b`), so no value can
+ * move the cursor, recolour the screen or forge a line.
+ */
+export function printable(text: string): string {
+  return text
+    .replace(/[\t\r\n]+/g, " ")
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 /** The `status --json` shape; scripts rely on it. */
 export function statusJson(status: GetStatusResponse) {
   const link = (l: LinkStatus) => ({
@@ -76,7 +87,7 @@ export function cameraJson(site: string, camera: Camera): Record<string, unknown
 export function camerasText(cameras: readonly { site: string; camera?: Camera | undefined }[]): string {
   const rows = cameras.flatMap(({ site, camera }) =>
     camera
-      ? [[site, camera.camera_id, camera.camera_type, camera.codec, `${camera.width}x${camera.height}`, String(camera.fps), camera.status, camera.name]]
+      ? [[site, camera.camera_id, camera.camera_type, camera.codec, `${camera.width}x${camera.height}`, String(camera.fps), camera.status, printable(camera.name)]]
       : [],
   );
   const header = ["SITE", "CAMERA", "TYPE", "CODEC", "RESOLUTION", "FPS", "STATUS", "NAME"];
@@ -106,7 +117,7 @@ export function auditEntryJson(entry: AuditEntry) {
 export function auditEntriesText(entries: readonly AuditEntry[]): string {
   const lines = entries.map((e) => {
     const details = e.details && e.details !== "{}" ? ` ${e.details}` : "";
-    return `${new Date(e.time_ms).toISOString()}  ${e.origin}#${e.epoch}.${e.seq}  ${e.actor}  ${e.action}  ${e.target}  ${e.result}${details}`;
+    return printable(`${new Date(e.time_ms).toISOString()}  ${e.origin}#${e.epoch}.${e.seq}  ${e.actor}  ${e.action}  ${e.target}  ${e.result}${details}`);
   });
   return `${[...lines, `${entries.length} entr${entries.length === 1 ? "y" : "ies"}`].join("\n")}\n`;
 }

@@ -312,6 +312,9 @@ describe("parseInventory errors", () => {
       { stream_url: "rtsp://admin:S3cret@10.0.0.1/live stream" },
       'field stream_url: expected a URL like rtsp://host/path, got "rtsp://10.0.0.1/live stream"',
     ],
+    ["a terminal escape sequence", { name: "a\u001b[31mred" }, 'field name: expected text without control characters, got "a\\u001b[31mred"'],
+    ["a NUL byte", { vendor: "Hik\u0000vision" }, 'field vendor: expected text without control characters, got "Hik\\u0000vision"'],
+    ["a C1 control", { address: "a\u009bb" }, 'field address: expected text without control characters, got "a\u009bb"'],
   ])("parseInventory - rejects %s", (_, values, message) => {
     const text = csv(csvRow({ camera_id: "cam-0" }), csvRow(values));
     expect(failure("v.csv", text).message).toBe(`[invalid_input] v.csv line 3, ${message}`);

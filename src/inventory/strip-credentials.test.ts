@@ -92,6 +92,30 @@ describe("stripCredentials", () => {
   });
 });
 
+describe("stripCredentials - credential parameters", () => {
+  it.each([
+    ["rtsp://127.0.0.1/x?passwd=Cc2", "rtsp://127.0.0.1/x"],
+    ["rtsp://127.0.0.1/x?secret=Dd1", "rtsp://127.0.0.1/x"],
+    ["rtsp://127.0.0.1/x?api_key=Ee0&channel=1", "rtsp://127.0.0.1/x?channel=1"],
+    ["rtsp://127.0.0.1/x?channel=1&X-Auth-Token=t&subtype=0", "rtsp://127.0.0.1/x?channel=1&subtype=0"],
+    ["rtsp://127.0.0.1/x?Client_Secret=s&access_key=k&sig=z&login=u", "rtsp://127.0.0.1/x"],
+    ["rtsp://127.0.0.1/x;password=Ff9", "rtsp://127.0.0.1/x"],
+    ["rtsp://127.0.0.1/live;user=admin;password=Ff9/ch1?channel=2", "rtsp://127.0.0.1/live/ch1?channel=2"],
+    ["rtsp://127.0.0.1/live;transport=tcp;pwd=1", "rtsp://127.0.0.1/live;transport=tcp"],
+    ["rtsp://127.0.0.1/x?pass%77ord=1", "rtsp://127.0.0.1/x"],
+  ])("stripCredentials - removes the credential parameters of %s", (url, expected) => {
+    expect(stripCredentials(url)).toBe(expected);
+  });
+
+  it.each([
+    "rtsp://127.0.0.1/live?channel=1&subtype=0&profile=main",
+    "rtsp://127.0.0.1/live;transport=tcp;unicast",
+    "rtsp://127.0.0.1/Streaming/Channels/101?transportmode=unicast&keyframe=1",
+  ])("stripCredentials - keeps %s as it is", (url) => {
+    expect(stripCredentials(url)).toBe(url);
+  });
+});
+
 describe("hasCredentials", () => {
   it("hasCredentials - is true for userinfo and credential parameters", () => {
     expect(hasCredentials("rtsp://service:S3rv;ce#2020@10.28.192.80:554/Streaming/Channels/101")).toBe(true);

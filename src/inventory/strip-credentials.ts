@@ -4,20 +4,24 @@ const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
 const HOST = String.raw`(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]+)(?::\d*)?`;
 const HOST_THEN_PATH = new RegExp(`^${HOST}[/?]`);
 const HOST_THEN_END = new RegExp(`^${HOST}$`);
-const CREDENTIAL_PARAMS: ReadonlySet<string> = new Set([
-  "user",
-  "username",
-  "password",
-  "pass",
-  "pwd",
-  "auth",
-  "token",
-]);
+/**
+ * Parameter names that carry a credential, compared in lower case without `-`, `_` and
+ * `.`: exact names, and names that contain a word only credentials use (`api_key`,
+ * `X-Auth-Token`, `access_key`, `passwd`, `client_secret`...).
+ */
+const CREDENTIAL_NAMES: ReadonlySet<string> = new Set(["user", "username", "login", "pass", "pwd", "key", "sig", "signature"]);
+const CREDENTIAL_WORDS = /passw|passphrase|secret|token|auth|apikey|accesskey|credential|session/;
+
+function isCredentialName(name: string): boolean {
+  const plain = name.toLowerCase().replace(/[-_.]/g, "");
+  return CREDENTIAL_NAMES.has(plain) || CREDENTIAL_WORDS.test(plain);
+}
 
 /**
- * Returns `url` without credentials: the userinfo (`user:password@`) and the query
- * parameters named user, username, password, pass, pwd, auth or token (any case). A URL
- * without credentials comes back unchanged, character for character.
+ * Returns `url` without credentials: the userinfo (`user:password@`), and the query
+ * parameters (`?password=…`) and path parameters (`;password=…`) whose names carry a
+ * credential (see {@link isCredentialName}; any case). A URL without credentials comes
+ * back unchanged, character for character.
  *
  * Passwords are often not percent-encoded (`rtsp://service:S3rv;ce#2020@10.28.192.80:554/...`
  * is typical) and a WHATWG `URL` would end the authority at that `#`, so the rules are
@@ -43,7 +47,15 @@ const CREDENTIAL_PARAMS: ReadonlySet<string> = new Set([
 export function stripCredentials(url: string): string {
   const scheme = SCHEME.exec(url)?.[0] ?? "";
   const rest = withoutCredentialParams(url.slice(scheme.length));
-  return scheme + withoutCredentialParams(rest.slice(userinfoLength(rest)));
+  return scheme + withoutPathCredentials(withoutCredentialParams(rest.slice(userinfoLength(rest))));
+}
+
+// `;name=value` parameters in the path (RTSP servers accept them); the query is already clean.
+function withoutPathCredentials(rest: string): string {
+  const question = rest.indexOf("?");
+  const path = question === -1 ? rest : rest.slice(0, question);
+  const kept = path.replace(/;([^;/?=]*)=[^;/?]*/g, (param: string, name: string) => (isCredentialName(decodedName(name)) ? "" : param));
+  return kept === path ? rest : kept + rest.slice(path.length);
 }
 
 /** Whether `stripCredentials` would change `url`, by the same rules. */
@@ -68,18 +80,17 @@ function withoutCredentialParams(rest: string): string {
   const question = rest.indexOf("?");
   if (question === -1) return rest;
   const params = rest.slice(question + 1).split("&");
-  const kept = params.filter((param) => !CREDENTIAL_PARAMS.has(paramName(param)));
+  const kept = params.filter((param) => !isCredentialName(decodedName(param.split("=", 1)[0] ?? "")));
   if (kept.length === params.length) return rest;
   const base = rest.slice(0, question);
   return kept.length === 0 ? base : `${base}?${kept.join("&")}`;
 }
 
-function paramName(param: string): string {
-  const name = param.split("=", 1)[0] ?? "";
+function decodedName(name: string): string {
   try {
-    return decodeURIComponent(name.replaceAll("+", " ")).toLowerCase();
+    return decodeURIComponent(name.replaceAll("+", " "));
   } catch {
     // A name with a malformed escape is compared as written; no credential name has a `%`.
-    return name.toLowerCase();
+    return name;
   }
 }

@@ -38,6 +38,8 @@ export interface RawInventory {
 // Longest text value, in code points: enough for any name or address, small enough that
 // one hostile cell cannot bloat every replica of the inventory.
 const MAX_TEXT_CHARS = 512;
+// C0 controls but tab and line breaks (an address may span lines), DEL and C1 controls.
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
 
 /**
  * Checks every field of `raw` and returns the camera, or the first wrong field in
@@ -117,6 +119,8 @@ function readText(raw: unknown): Result<string, string> {
   if (typeof raw !== "string") return fail(`expected a string, got ${describeValue(raw)}`);
   const chars = [...raw].length;
   if (chars > MAX_TEXT_CHARS) return fail(`expected at most ${MAX_TEXT_CHARS} characters, got ${chars}`);
+  // Every ancestor prints these values in its operators' terminals: no escape sequences.
+  if (CONTROL.test(raw)) return fail(`expected text without control characters, got ${describeValue(stripCredentials(raw))}`);
   return { ok: true, value: raw };
 }
 

@@ -56,6 +56,11 @@ describe("encodeJoinToken", () => {
     const token: JoinToken = { ...TOKEN, address: "parent.example.kz:443", secret: "A".repeat(43), site: "kz.ala.metro-01" };
     expect(decodeJoinToken(`  ${encodeJoinToken(token)}\n`)).toEqual({ ok: true, value: token });
   });
+
+  it("encodeJoinToken - round-trips an IPv6 literal address", () => {
+    const token: JoinToken = { ...TOKEN, address: "[::1]:7443" };
+    expect(decodeJoinToken(encodeJoinToken(token))).toEqual({ ok: true, value: token });
+  });
 });
 
 describe("decodeJoinToken", () => {
@@ -71,6 +76,8 @@ describe("decodeJoinToken", () => {
     ["an address with blanks", withBody(bodyWith({ a: "10.0.0.1 :7443" })), "the parent address is missing or not HOST:PORT"],
     ["an address with a 6-digit port", withBody(bodyWith({ a: "10.0.0.1:744300" })), "the parent address is missing or not HOST:PORT"],
     ["a numeric address", withBody(bodyWith({ a: 7443 })), "the parent address is missing or not HOST:PORT"],
+    ["an address garbled in copying", withBody(bodyWith({ a: "127\ufffd0.0.1:7443" })), "the parent address is missing or not HOST:PORT"],
+    ["an address with a path", withBody(bodyWith({ a: "host/x:7443" })), "the parent address is missing or not HOST:PORT"],
     ["a missing site id", withBody(bodyWith({ s: undefined })), "the site id is missing"],
     ["a missing fingerprint", withBody(bodyWith({ f: undefined })), "the CA fingerprint is not 64 hex digits"],
     ["an upper-case fingerprint", withBody(bodyWith({ f: "0F".repeat(32) })), "the CA fingerprint is not 64 hex digits"],

@@ -37,7 +37,8 @@ export function decodeJoinToken(text: string): Result<JoinToken> {
   }
   if (typeof body !== "object" || body === null) return fail("its body is not a JSON object");
   const { a, s, f, k, e } = body as Record<string, unknown>;
-  if (typeof a !== "string" || !/^[^\s:]+:\d{1,5}$/.test(a) || Number(a.slice(a.lastIndexOf(":") + 1)) > 65535) {
+  // A host name or IP address only: a token garbled in copying must not send a lookup of junk anywhere.
+  if (typeof a !== "string" || !/^([A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/.test(a) || Number(a.slice(a.lastIndexOf(":") + 1)) > 65535) {
     return fail("the parent address is missing or not HOST:PORT");
   }
   if (typeof s !== "string") return fail("the site id is missing");

@@ -187,6 +187,51 @@ describe("AuditLog.list", () => {
   });
 });
 
+describe("AuditLog.append - where the chain ends", () => {
+  const key = (seq: number) => `kz|${String(1).padStart(10, "0")}|${String(seq).padStart(16, "0")}`;
+
+  // The head record is not hashed: lowering it must not make the node overwrite its own entries.
+  it("AuditLog.append - a lowered head record: appends after the last stored entry, overwrites nothing, verify reports it", async () => {
+    const log = new AuditLog(store, "kz", 1);
+    const entries = await log.appendMany(Array.from({ length: 7 }, (_, i) => event(`a.e${i + 1}`)));
+    await store.section<AuditHead>("audit-head").put("kz", { origin: "kz", epoch: 1, seq: 5, hash: entries[4]!.hash });
+
+    const next = await log.append(event("a.next"));
+
+    expect(next).toEqual(expectedEntry({
+      origin: "kz", epoch: 1, seq: 8, time_ms: NOW, actor: "user:admin", action: "a.next", target: "kz", result: "ok",
+      details: "{}", prev_hash: entries[6]!.hash,
+    }));
+    expect(await log.list()).toEqual([...entries, next]);
+    expect(await store.section<AuditEntry>("audit-entry").get(key(6))).toEqual(entries[5]);
+    // The head record stays where it was put: the mismatch remains for verify to report.
+    expect(await log.heads()).toEqual([{ origin: "kz", epoch: 1, seq: 5, hash: entries[4]!.hash }]);
+    expect(await log.verify()).toEqual([{
+      origin: "kz", epoch: 1, entries: 8, firstSeq: 1, lastSeq: 8, headHash: next.hash, ok: false, badSeq: 6,
+      reason: "entries after the head record (5) were added outside the log",
+    }]);
+  });
+
+  it("AuditLog.append - a deleted head record: appends after the last stored entry, not at 1", async () => {
+    const log = new AuditLog(store, "kz", 1);
+    const entries = await log.appendMany([event("a.one"), event("a.two")]);
+    await store.section<AuditHead>("audit-head").del("kz");
+    const next = await log.append(event("a.three"));
+    expect([next.seq, next.prev_hash]).toEqual([3, entries[1]!.hash]);
+    expect(await log.list()).toEqual([...entries, next]);
+    expect(await log.heads()).toEqual([{ origin: "kz", epoch: 1, seq: 3, hash: next.hash }]);
+  });
+
+  it("AuditLog.append - a deleted tail under a head record: the gap stays, nothing is refilled", async () => {
+    const log = new AuditLog(store, "kz", 1);
+    const entries = await log.appendMany([event("a.one"), event("a.two"), event("a.three")]);
+    await store.section<AuditEntry>("audit-entry").del(key(3));
+    const next = await log.append(event("a.four"));
+    expect([next.seq, next.prev_hash]).toEqual([4, entries[2]!.hash]);
+    expect((await log.verify())[0]).toMatchObject({ ok: false, badSeq: 4, reason: "entry 3 is missing" });
+  });
+});
+
 describe("AuditLog.entriesAfter", () => {
   async function twoEpochs() {
     const one = await new AuditLog(store, "kz", 1).appendMany([event("a.e1s1"), event("a.e1s2"), event("a.e1s3")]);

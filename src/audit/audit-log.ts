@@ -138,7 +138,16 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
         `the audit log already holds epoch ${head.epoch} of ${this.#site}, but this node is epoch ${this.#epoch} (node.json restored from an older backup?); not appending`,
       );
     }
-    let previous: AuditHead = head?.epoch === this.#epoch ? head : { origin: this.#site, epoch: this.#epoch, seq: 0, hash: GENESIS_HASH };
+    const held = head?.epoch === this.#epoch ? head : undefined;
+    let previous: AuditHead = held ?? { origin: this.#site, epoch: this.#epoch, seq: 0, hash: GENESIS_HASH };
+    // The head record is not hashed: an append never trusts it alone to know where the chain
+    // ends. Entries stored past it (the record was lowered) are never overwritten; the new
+    // entries follow the last one stored and the head record stays where it is, so that verify
+    // still reports the entries after it. A head ahead of the stored entries (a deleted tail)
+    // keeps its place: the gap stays visible instead of being refilled.
+    const last = await this.#lastOwnStored();
+    const headBehind = last !== undefined && last.seq > previous.seq;
+    if (headBehind) previous = { origin: this.#site, epoch: this.#epoch, seq: last.seq, hash: last.hash };
     const entries: AuditEntry[] = [];
     for (const event of events) {
       const unhashed = {
@@ -158,8 +167,17 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
       previous = { origin: this.#site, epoch: this.#epoch, seq: entry.seq, hash: entry.hash };
     }
     const ops = entries.map((entry) => put(this.#entries, entryKey(entry.origin, entry.epoch, entry.seq), entry));
-    ops.push(put(this.#heads, this.#site, previous));
+    if (!(headBehind && held)) ops.push(put(this.#heads, this.#site, previous));
     return { entries, ops };
+  }
+
+  /** Sequence and hash of the last entry of this node's epoch actually stored: one reverse step of an iterator. */
+  async #lastOwnStored(): Promise<{ seq: number; hash: string } | undefined> {
+    const epoch = String(this.#epoch).padStart(EPOCH_DIGITS, "0");
+    const [found] = await this.#entries.iterator({ gt: `${this.#site}|${epoch}|`, lt: `${this.#site}|${epoch}}`, reverse: true, limit: 1 }).all();
+    if (!found) return undefined;
+    const [key, entry] = found;
+    return { seq: Number(key.slice(key.lastIndexOf("|") + 1)), hash: entry.hash };
   }
 
   /**

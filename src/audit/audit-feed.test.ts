@@ -74,6 +74,20 @@ describe("AuditFeed", () => {
     expect(await feed.next(10)).toEqual({ request: { entries: [later], pending: 0 }, count: 1 });
   });
 
+  // Entry 3's value copied under seq 999999: the cursor used to come from the value (seq 3),
+  // so every batch started again at 4.
+  it("AuditFeed.next - a value stored under a key it does not match: the cursor follows the key and never goes back", async () => {
+    const key = `kz.ala|${"1".padStart(10, "0")}|${"999999".padStart(16, "0")}`;
+    await store.section<AuditEntry>("audit-entry").put(key, own[2]!);
+    const feed = new AuditFeed(log, [head(own[3]!), head(child[1]!)]);
+    expect(await feed.next(100)).toEqual({ request: { entries: [own[2]], pending: 0 }, count: 1 });
+    expect(await feed.next(100)).toBeUndefined();
+    const [later] = await log.appendMany(events(1), NOW);
+    expect(later!.seq).toBe(1_000_000);
+    expect(await feed.next(100)).toEqual({ request: { entries: [later], pending: 0 }, count: 1 });
+    expect(await feed.next(100)).toBeUndefined();
+  });
+
   it("AuditFeed.acknowledged - counts sent entries, saves the parent's heads as anchors and its quarantines", async () => {
     const feed = new AuditFeed(log, []);
     await feed.acknowledged({ batch_id: 1, heads: [head(own[3]!)], quarantined_origins: ["kz.ala.metro-01"] }, 4);

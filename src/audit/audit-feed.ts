@@ -41,14 +41,24 @@ export class AuditFeed implements UpFeed<SyncAuditRequest, SyncAuditResponse> {
     for (const head of await this.source.heads()) {
       if (entries.length >= limit || bytes >= MAX_AUDIT_BATCH_BYTES) break;
       const cursor = this.#cursors.get(head.origin) ?? { epoch: 0, seq: 0 };
-      for (const entry of await this.source.entriesAfter(head.origin, cursor.epoch, cursor.seq, limit - entries.length)) {
+      for (const stored of await this.source.storedAfter(head.origin, cursor.epoch, cursor.seq, limit - entries.length)) {
+        const { entry } = stored;
         bytes += entryBytes(entry);
         if (bytes > MAX_AUDIT_BATCH_BYTES && entries.length > 0) break;
         entries.push(entry);
-        this.#cursors.set(head.origin, { epoch: entry.epoch, seq: entry.seq });
+        // The cursor follows the key the entry was read from, never what its value says:
+        // a value stored under another key (tampering) must not send the feed back.
+        this.#advance(head.origin, stored);
       }
     }
     return entries.length === 0 ? undefined : { request: { entries, pending: 0 }, count: entries.length };
+  }
+
+  #advance(origin: string, at: { epoch: number; seq: number }): void {
+    const cursor = this.#cursors.get(origin);
+    if (!cursor || at.epoch > cursor.epoch || (at.epoch === cursor.epoch && at.seq > cursor.seq)) {
+      this.#cursors.set(origin, { epoch: at.epoch, seq: at.seq });
+    }
   }
 
   async acknowledged(response: SyncAuditResponse, count: number): Promise<void> {

@@ -5,7 +5,7 @@ import { isInSubtree } from "../pki/site-id.ts";
 import type { NodeStore } from "../store/node-store.ts";
 import { SerialQueue } from "../util/serial-queue.ts";
 import { canonicalJson, GENESIS_HASH, hashEntry } from "./audit-hash.ts";
-import { checkChain, type ChainBreak } from "./chain.ts";
+import { checkChain, type ChainBreak, type StoredEntry } from "./chain.ts";
 
 /** Something that happened on this node, as the caller describes it. */
 export interface AuditEvent {
@@ -312,7 +312,26 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
 
   /** Up to `limit` entries of `origin` after (epoch, seq), across epochs, in order. */
   async entriesAfter(origin: string, epoch: number, seq: number, limit: number): Promise<AuditEntry[]> {
-    return this.#entries.values({ gt: entryKey(origin, epoch, seq), lt: `${origin}}`, limit }).all();
+    return (await this.storedAfter(origin, epoch, seq, limit)).map((stored) => stored.entry);
+  }
+
+  /**
+   * Like {@link entriesAfter}, with the position each entry's key gives it: a reader that
+   * must move past what it read (the feed's cursor) goes by the key, which orders the
+   * store, never by what a value says about itself.
+   */
+  async storedAfter(origin: string, epoch: number, seq: number, limit: number): Promise<StoredEntry[]> {
+    const result: StoredEntry[] = [];
+    for await (const stored of this.#read({ gt: entryKey(origin, epoch, seq), lt: `${origin}}`, limit })) result.push(stored);
+    return result;
+  }
+
+  /** Stored entries in key order, each with the position its key names. */
+  async *#read(range: { gt?: string; lt?: string; limit?: number } = {}): AsyncGenerator<StoredEntry> {
+    for await (const [key, entry] of this.#entries.iterator(range)) {
+      const at = keyPosition(key);
+      if (at) yield { ...at, entry };
+    }
   }
 
   /** How many entries of `origin` lie after (epoch, seq). */
@@ -346,13 +365,13 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
     const quarantines = new Map((await this.quarantines()).map((q) => [q.origin, q]));
     const ledger = await this.#ownLedger();
     const reports: ChainReport[] = [];
-    let chain: AuditEntry[] = [];
+    let chain: StoredEntry[] = [];
     const flush = () => {
       const first = chain[0];
       if (!first) return;
       const head = heads.get(first.origin);
       reports.push(checkChain(chain, {
-        base: (entry) => bases.get(entryKey(entry.origin, entry.epoch, entry.seq)),
+        base: (at) => bases.get(entryKey(at.origin, at.epoch, at.seq)),
         trusted: (base) => ledger.trusts(base),
         head: head?.epoch === first.epoch ? head : undefined,
         anchor: anchors.get(first.origin),
@@ -360,11 +379,12 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
       }));
       chain = [];
     };
-    for await (const entry of this.#entries.values()) {
-      if (!inScope(entry.origin)) continue;
+    // Chains are grouped by what the keys say: a value cannot move itself into another chain.
+    for await (const stored of this.#read()) {
+      if (!inScope(stored.origin)) continue;
       const current = chain[0];
-      if (current && (current.origin !== entry.origin || current.epoch !== entry.epoch)) flush();
-      chain.push(entry);
+      if (current && (current.origin !== stored.origin || current.epoch !== stored.epoch)) flush();
+      chain.push(stored);
     }
     flush();
     const reported = (origin: string, epoch: number) => reports.find((r) => r.origin === origin && r.epoch === epoch);
@@ -506,6 +526,12 @@ function put(sublevel: object, key: string, value: unknown): BatchOp {
 
 function del(sublevel: object, key: string): BatchOp {
   return { type: "del", sublevel: sublevel as never, key };
+}
+
+/** Origin, epoch and sequence of an entry key, or undefined for a key outside the layout. */
+function keyPosition(key: string): { origin: string; epoch: number; seq: number } | undefined {
+  const match = /^(.+)\|(\d{10})\|(\d{16})$/.exec(key);
+  return match ? { origin: match[1]!, epoch: Number(match[2]), seq: Number(match[3]) } : undefined;
 }
 
 /** A head as stored: after a resolved quarantine it names the entry to accept as a new anchor. */

@@ -156,6 +156,22 @@ describe("AuditLog.verify", () => {
     ]);
   });
 
+  it("AuditLog.verify - an entry's value copied under a far key is reported at that key", async () => {
+    await section().put(key(999_999), at(3));
+    expect(await log.verify()).toEqual([
+      broken({ ...clean(1, 3, at(3).hash), entries: 6 }, 999_999, "entry stored at seq 999999 says seq 3"),
+    ]);
+  });
+
+  it("AuditLog.verify - an entry of another origin stored in this chain is reported at its key", async () => {
+    const [ala] = await new AuditLog(store, "kz.ala", 1).appendMany(events(1));
+    await section().put(key(6), ala!);
+    expect(await log.verify("kz")).toEqual([
+      broken({ ...clean(1, 1, ala!.hash), entries: 6 }, 6, "entry stored at kz epoch 1 seq 6 says kz.ala epoch 1 seq 1"),
+      { origin: "kz.ala", epoch: 1, entries: 1, firstSeq: 1, lastSeq: 1, headHash: ala!.hash, ok: true },
+    ]);
+  });
+
   it("AuditLog.verify - an inserted entry (correct hash, later entries moved on) appears twice", async () => {
     // A forged entry 3 chained onto entry 2; the original 3, 4, 5 moved one place on, unchanged.
     const forged = rehash({ ...at(2), seq: 3, actor: "user:intruder", action: "vms.view_archive", prev_hash: at(2).hash });

@@ -8,10 +8,18 @@ export interface ChainBreak {
   reason: string;
 }
 
+/** An entry as stored: where its key puts it, and its value. */
+export interface StoredEntry {
+  origin: string;
+  epoch: number;
+  seq: number;
+  entry: AuditEntry;
+}
+
 /** What a chain is checked against besides itself. */
 export interface ChainContext {
-  /** A recorded restart point (pruned prefix, resolved break) at this entry, if any. */
-  base(entry: AuditEntry): ChainBase | undefined;
+  /** A recorded restart point (pruned prefix, resolved break) at this position, if any. */
+  base(at: { origin: string; epoch: number; seq: number }): ChainBase | undefined;
   /** Whether the node's own log records how `base` came about. */
   trusted(base: ChainBase): boolean;
   /** The head record this node keeps for the chain's origin and epoch. */
@@ -24,19 +32,20 @@ export interface ChainContext {
 
 /**
  * Checks one origin's entries of one epoch, in key order: each entry's own hash, the
- * sequence without gaps, each previous hash, then that the chain ends at the head
- * record and agrees with the head the parent acknowledged. Reports the first break.
+ * sequence without gaps, each previous hash, that each entry says what its key says,
+ * then that the chain ends at the head record and agrees with the head the parent
+ * acknowledged. Reports the first break.
  */
-export function checkChain(entries: readonly AuditEntry[], context: ChainContext): ChainReport {
+export function checkChain(entries: readonly StoredEntry[], context: ChainContext): ChainReport {
   const first = entries[0]!;
   const last = entries.at(-1)!;
   const report: ChainReport = {
     origin: first.origin,
     epoch: first.epoch,
     entries: entries.length,
-    firstSeq: first.seq,
-    lastSeq: last.seq,
-    headHash: last.hash,
+    firstSeq: first.entry.seq,
+    lastSeq: last.entry.seq,
+    headHash: last.entry.hash,
     ok: true,
     ...(context.quarantine ? { quarantined: context.quarantine } : {}),
   };
@@ -44,20 +53,28 @@ export function checkChain(entries: readonly AuditEntry[], context: ChainContext
   return broken ? { ...report, ok: false, badSeq: broken.seq, reason: broken.reason } : report;
 }
 
-function firstBreak(entries: readonly AuditEntry[], context: ChainContext): ChainBreak | undefined {
-  let previous: AuditEntry | undefined;
+function firstBreak(entries: readonly StoredEntry[], context: ChainContext): ChainBreak | undefined {
+  let previous: StoredEntry | undefined;
   for (const entry of entries) {
     const broken = entryBreak(entry, previous, context);
     if (broken) return broken;
     previous = entry;
   }
-  return endBreak(previous!, context);
+  return endBreak(previous!.entry, context);
 }
 
-function entryBreak(entry: AuditEntry, previous: AuditEntry | undefined, context: ChainContext): ChainBreak | undefined {
+function entryBreak(stored: StoredEntry, before: StoredEntry | undefined, context: ChainContext): ChainBreak | undefined {
+  const { entry } = stored;
+  const previous = before?.entry;
+  // A value under a key it does not belong to. Where the keys run on without a gap, the
+  // entries were moved among themselves and the checks below say how (missing, twice,
+  // reordered); elsewhere the key itself is the finding.
+  const elsewhere = entry.origin !== stored.origin || entry.epoch !== stored.epoch || entry.seq !== stored.seq;
+  const misplaced = { seq: stored.seq, reason: misplacedReason(stored) };
+  if (elsewhere && (entry.origin !== stored.origin || entry.epoch !== stored.epoch || !before || stored.seq !== before.seq + 1)) return misplaced;
   const at = (reason: string) => ({ seq: entry.seq, reason });
   if (hashEntry(entry) !== entry.hash) return at("the entry was changed: its hash does not match its content");
-  const base = context.base(entry);
+  const base = context.base(stored);
   if (base && !context.trusted(base)) {
     return at(`a restart point is recorded here that this node's own log does not account for: entries before it may have been removed`);
   }
@@ -80,7 +97,14 @@ function entryBreak(entry: AuditEntry, previous: AuditEntry | undefined, context
   if (anchor?.epoch === entry.epoch && anchor.seq === entry.seq && anchor.hash !== entry.hash) {
     return at("it differs from the head the parent acknowledged: the history was rewritten");
   }
-  return undefined;
+  return elsewhere ? misplaced : undefined;
+}
+
+function misplacedReason(stored: StoredEntry): string {
+  const { entry } = stored;
+  return entry.origin === stored.origin && entry.epoch === stored.epoch
+    ? `entry stored at seq ${stored.seq} says seq ${entry.seq}`
+    : `entry stored at ${stored.origin} epoch ${stored.epoch} seq ${stored.seq} says ${entry.origin} epoch ${entry.epoch} seq ${entry.seq}`;
 }
 
 function endBreak(last: AuditEntry, context: ChainContext): ChainBreak | undefined {

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { AuditEntry } from "../gen/vmtree/v1/audit.ts";
 import { NodeStore } from "../store/node-store.ts";
 import { AuditFeed, MAX_AUDIT_BATCH_BYTES } from "./audit-feed.ts";
@@ -86,6 +86,22 @@ describe("AuditFeed", () => {
     expect(later!.seq).toBe(1_000_000);
     expect(await feed.next(100)).toEqual({ request: { entries: [later], pending: 0 }, count: 1 });
     expect(await feed.next(100)).toBeUndefined();
+  });
+
+  it("AuditFeed.next - an unreadable entry stops its origin there, with one warning; other origins flow; it resumes once repaired", async () => {
+    const key = `kz.ala|${"1".padStart(10, "0")}|${"3".padStart(16, "0")}`;
+    await store.textSection("audit-entry").put(key, "x");
+    const warn = vi.fn();
+    const feed = new AuditFeed(log, [], { warn });
+    expect(await feed.next(100)).toEqual({ request: { entries: [own[0], own[1], child[0], child[1]], pending: 0 }, count: 4 });
+    expect(await feed.next(100)).toBeUndefined();
+    expect(await feed.next(100)).toBeUndefined();
+    expect(warn.mock.calls).toEqual([[
+      "audit entry cannot be read; its origin is not shipped past it until it is repaired",
+      { origin: "kz.ala", epoch: 1, seq: 3, reason: "not valid JSON" },
+    ]]);
+    await store.section<AuditEntry>("audit-entry").put(key, own[2]!);
+    expect(await feed.next(100)).toEqual({ request: { entries: [own[2], own[3]], pending: 0 }, count: 2 });
   });
 
   it("AuditFeed.acknowledged - counts sent entries, saves the parent's heads as anchors and its quarantines", async () => {

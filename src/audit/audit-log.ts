@@ -89,6 +89,8 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
   readonly #site: string;
   readonly #epoch: number;
   readonly #entries;
+  /** The entries as raw text: every read that must not throw on one bad value goes through {@link #read}. */
+  readonly #texts;
   readonly #heads;
   readonly #quarantines;
   readonly #bases;
@@ -101,6 +103,7 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
     this.#site = site;
     this.#epoch = epoch;
     this.#entries = store.section<AuditEntry>("audit-entry");
+    this.#texts = store.textSection("audit-entry");
     this.#heads = store.section<HeldHead>("audit-head");
     this.#quarantines = store.section<Quarantine>("audit-quarantine");
     this.#bases = store.section<ChainBase>("audit-base");
@@ -174,10 +177,11 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
   /** Sequence and hash of the last entry of this node's epoch actually stored: one reverse step of an iterator. */
   async #lastOwnStored(): Promise<{ seq: number; hash: string } | undefined> {
     const epoch = String(this.#epoch).padStart(EPOCH_DIGITS, "0");
-    const [found] = await this.#entries.iterator({ gt: `${this.#site}|${epoch}|`, lt: `${this.#site}|${epoch}}`, reverse: true, limit: 1 }).all();
-    if (!found) return undefined;
-    const [key, entry] = found;
-    return { seq: Number(key.slice(key.lastIndexOf("|") + 1)), hash: entry.hash };
+    for await (const stored of this.#read({ gt: `${this.#site}|${epoch}|`, lt: `${this.#site}|${epoch}}`, reverse: true, limit: 1 })) {
+      // An unreadable last entry still holds its place; verify reports it, the chain goes on after it.
+      return { seq: stored.seq, hash: stored.entry?.hash ?? GENESIS_HASH };
+    }
+    return undefined;
   }
 
   /**
@@ -310,15 +314,21 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
     return this.#quarantines.values().all();
   }
 
-  /** Up to `limit` entries of `origin` after (epoch, seq), across epochs, in order. */
+  /** Up to `limit` entries of `origin` after (epoch, seq), across epochs, in order, up to the first unreadable one. */
   async entriesAfter(origin: string, epoch: number, seq: number, limit: number): Promise<AuditEntry[]> {
-    return (await this.storedAfter(origin, epoch, seq, limit)).map((stored) => stored.entry);
+    const result: AuditEntry[] = [];
+    for (const stored of await this.storedAfter(origin, epoch, seq, limit)) {
+      if (!stored.entry) break;
+      result.push(stored.entry);
+    }
+    return result;
   }
 
   /**
    * Like {@link entriesAfter}, with the position each entry's key gives it: a reader that
    * must move past what it read (the feed's cursor) goes by the key, which orders the
-   * store, never by what a value says about itself.
+   * store, never by what a value says about itself. A value that cannot be read comes
+   * with the reason instead of an entry.
    */
   async storedAfter(origin: string, epoch: number, seq: number, limit: number): Promise<StoredEntry[]> {
     const result: StoredEntry[] = [];
@@ -326,11 +336,15 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
     return result;
   }
 
-  /** Stored entries in key order, each with the position its key names. */
-  async *#read(range: { gt?: string; lt?: string; limit?: number } = {}): AsyncGenerator<StoredEntry> {
-    for await (const [key, entry] of this.#entries.iterator(range)) {
+  /**
+   * Stored entries in key order, each with the position its key names. Values are read as
+   * text and parsed here, one by one: a value that is not an entry is yielded with the
+   * reason and never ends the iteration.
+   */
+  async *#read(range: { gt?: string; lt?: string; limit?: number; reverse?: boolean } = {}): AsyncGenerator<StoredEntry> {
+    for await (const [key, text] of this.#texts.iterator(range)) {
       const at = keyPosition(key);
-      if (at) yield { ...at, entry };
+      if (at) yield { ...at, ...parseEntry(text) };
     }
   }
 
@@ -428,10 +442,12 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
     const recorded = new Set<string>();
     const epochEnds: AuditHead[] = [];
     let complete = false;
-    for await (const entry of this.#entries.values(originBounds(this.#site))) {
+    for await (const { entry } of this.#read(originBounds(this.#site))) {
+      if (!entry) continue;
       if (entry.epoch === this.#epoch && entry.seq === 1) complete = true;
       if (!entry.action.startsWith("audit.")) continue;
-      const details = JSON.parse(entry.details) as Record<string, number | string>;
+      const details = parseDetails(entry.details);
+      if (!details) continue;
       if (entry.action === "audit.prune") recorded.add(`${entryKey(entry.target, Number(details.epoch), Number(details.to) + 1)}#${details.last_hash}`);
       if (entry.action === "audit.reanchor") recorded.add(`${entryKey(entry.target, Number(details.epoch), Number(details.seq))}#${details.prev_hash}`);
       if (entry.action === "audit.epoch") {
@@ -532,6 +548,36 @@ function del(sublevel: object, key: string): BatchOp {
 function keyPosition(key: string): { origin: string; epoch: number; seq: number } | undefined {
   const match = /^(.+)\|(\d{10})\|(\d{16})$/.exec(key);
   return match ? { origin: match[1]!, epoch: Number(match[2]), seq: Number(match[3]) } : undefined;
+}
+
+/** An entry value read as text: the entry, or why it is none. */
+function parseEntry(text: string): { entry: AuditEntry } | { problem: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { problem: "not valid JSON" };
+  }
+  return isEntry(value) ? { entry: value } : { problem: "not an audit entry" };
+}
+
+const STRING_FIELDS = ["origin", "actor", "action", "target", "result", "details", "prev_hash", "hash"] as const;
+const NUMBER_FIELDS = ["epoch", "seq", "time_ms"] as const;
+
+function isEntry(value: unknown): value is AuditEntry {
+  if (typeof value !== "object" || value === null) return false;
+  const fields = value as Record<string, unknown>;
+  return STRING_FIELDS.every((f) => typeof fields[f] === "string") && NUMBER_FIELDS.every((f) => typeof fields[f] === "number");
+}
+
+/** An entry's details as an object, or undefined when they are not a JSON object. */
+function parseDetails(details: string): Record<string, number | string> | undefined {
+  try {
+    const value: unknown = JSON.parse(details);
+    return typeof value === "object" && value !== null ? (value as Record<string, number | string>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A head as stored: after a resolved quarantine it names the entry to accept as a new anchor. */

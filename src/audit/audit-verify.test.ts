@@ -172,6 +172,30 @@ describe("AuditLog.verify", () => {
     ]);
   });
 
+  // A JSON sublevel's iterator throws on such a value: verify used to fail with
+  // "Iterator could not decode data" and report nothing at all.
+  it("AuditLog.verify - a value that is not valid JSON breaks its chain at that seq, every other chain is still reported", async () => {
+    const more = await log.appendMany(events(2));
+    const [ala] = await new AuditLog(store, "kz.ala", 1).appendMany(events(1));
+    await store.textSection("audit-entry").put(key(6), "x");
+    expect(await log.verify()).toEqual([
+      broken({ ...clean(1, 7, more[1]!.hash), entries: 7 }, 6, "entry 6 cannot be read: not valid JSON"),
+      { origin: "kz.ala", epoch: 1, entries: 1, firstSeq: 1, lastSeq: 1, headHash: ala!.hash, ok: true },
+    ]);
+  });
+
+  it("AuditLog.verify - an unreadable last entry, and JSON that is no entry, are reported; append goes on after them", async () => {
+    await store.textSection("audit-entry").put(key(5), "{}");
+    expect(await log.verify()).toEqual([
+      { origin: "kz", epoch: 1, entries: 5, firstSeq: 1, lastSeq: 5, headHash: "", ok: false, badSeq: 5, reason: "entry 5 cannot be read: not an audit entry" },
+    ]);
+    const next = await log.append(events(1)[0]!);
+    expect([next.seq, next.prev_hash]).toEqual([6, at(5).hash]);
+    await store.textSection("audit-entry").put(key(6), "x");
+    expect((await log.append(events(1)[0]!)).seq).toBe(7);
+    expect((await log.verify())[0]).toMatchObject({ ok: false, badSeq: 5, reason: "entry 5 cannot be read: not an audit entry" });
+  });
+
   it("AuditLog.verify - an inserted entry (correct hash, later entries moved on) appears twice", async () => {
     // A forged entry 3 chained onto entry 2; the original 3, 4, 5 moved one place on, unchanged.
     const forged = rehash({ ...at(2), seq: 3, actor: "user:intruder", action: "vms.view_archive", prev_hash: at(2).hash });

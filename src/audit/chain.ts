@@ -8,13 +8,11 @@ export interface ChainBreak {
   reason: string;
 }
 
-/** An entry as stored: where its key puts it, and its value. */
-export interface StoredEntry {
-  origin: string;
-  epoch: number;
-  seq: number;
-  entry: AuditEntry;
-}
+/** An entry as stored: where its key puts it, and its value, or why the value cannot be read. */
+export type StoredEntry = { origin: string; epoch: number; seq: number } & (
+  | { entry: AuditEntry; problem?: undefined }
+  | { entry?: undefined; problem: string }
+);
 
 /** What a chain is checked against besides itself. */
 export interface ChainContext {
@@ -43,9 +41,9 @@ export function checkChain(entries: readonly StoredEntry[], context: ChainContex
     origin: first.origin,
     epoch: first.epoch,
     entries: entries.length,
-    firstSeq: first.entry.seq,
-    lastSeq: last.entry.seq,
-    headHash: last.entry.hash,
+    firstSeq: first.entry?.seq ?? first.seq,
+    lastSeq: last.entry?.seq ?? last.seq,
+    headHash: last.entry?.hash ?? "",
     ok: true,
     ...(context.quarantine ? { quarantined: context.quarantine } : {}),
   };
@@ -60,11 +58,12 @@ function firstBreak(entries: readonly StoredEntry[], context: ChainContext): Cha
     if (broken) return broken;
     previous = entry;
   }
-  return endBreak(previous!.entry, context);
+  return endBreak(previous!.entry!, context);
 }
 
 function entryBreak(stored: StoredEntry, before: StoredEntry | undefined, context: ChainContext): ChainBreak | undefined {
   const { entry } = stored;
+  if (!entry) return { seq: stored.seq, reason: `entry ${stored.seq} cannot be read: ${stored.problem}` };
   const previous = before?.entry;
   // A value under a key it does not belong to. Where the keys run on without a gap, the
   // entries were moved among themselves and the checks below say how (missing, twice,
@@ -100,7 +99,7 @@ function entryBreak(stored: StoredEntry, before: StoredEntry | undefined, contex
   return elsewhere ? misplaced : undefined;
 }
 
-function misplacedReason(stored: StoredEntry): string {
+function misplacedReason(stored: StoredEntry & { entry: AuditEntry }): string {
   const { entry } = stored;
   return entry.origin === stored.origin && entry.epoch === stored.epoch
     ? `entry stored at seq ${stored.seq} says seq ${entry.seq}`

@@ -162,7 +162,7 @@ export class Uplink {
       await this.#options.audit.saveAnchors(hello.audit_heads);
       this.#feeds = {
         inventory: new InventoryFeed(this.#options.replica, this.#options.acks, hello.checkpoints),
-        audit: new AuditFeed(this.#options.audit, hello.audit_heads),
+        audit: new AuditFeed(this.#options.audit, hello.audit_heads, log),
       };
       await this.#options.audit.append({ actor: "node", action: "link.connect", target: parentSite, result: "ok", details: { address } });
       const options = {

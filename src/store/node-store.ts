@@ -41,6 +41,14 @@ export class NodeStore {
     return this.db.sublevel<string, V>(name, { valueEncoding: "json" });
   }
 
+  /**
+   * The same sublevel with its values as raw text: for readers that must survive a value
+   * that is not valid JSON (a JSON sublevel's iterator throws on it and ends).
+   */
+  textSection(name: string) {
+    return this.db.sublevel<string, string>(name, { valueEncoding: "utf8" });
+  }
+
   /** Closes the database; idempotent, a second call returns the same promise. */
   close(): Promise<void> {
     this.#closing ??= this.db.close();

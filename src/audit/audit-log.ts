@@ -369,7 +369,8 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
   /**
    * Verifies every chain held (or those in the subtree of `site`): sequence without
    * gaps, each previous hash, each entry's own hash, the head record, and the heads
-   * the parent acknowledged. Reads the entries in one pass, in key order.
+   * the parent acknowledged. Reads the node's own chains first (they decide which chain
+   * bases are trusted), then every other chain in one pass, in key order.
    */
   async verify(site?: string): Promise<ChainReport[]> {
     const inScope = (origin: string) => site === undefined || isInSubtree(origin, site);
@@ -378,33 +379,49 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
     const bases = new Map((await this.#bases.values().all()).map((base) => [entryKey(base.origin, base.epoch, base.seq), base]));
     const quarantines = new Map((await this.quarantines()).map((q) => [q.origin, q]));
     const ledger = await this.#ownLedger();
-    const reports: ChainReport[] = [];
-    let chain: StoredEntry[] = [];
-    const flush = () => {
-      const first = chain[0];
-      if (!first) return;
+    const check = (chain: StoredEntry[], trusted: (base: ChainBase) => boolean): ChainReport => {
+      const first = chain[0]!;
       const head = heads.get(first.origin);
-      reports.push(checkChain(chain, {
+      return checkChain(chain, {
         base: (at) => bases.get(entryKey(at.origin, at.epoch, at.seq)),
-        trusted: (base) => ledger.trusts(base),
+        trusted,
         head: head?.epoch === first.epoch ? head : undefined,
         anchor: anchors.get(first.origin),
         quarantine: quarantines.get(first.origin)?.reason,
-      }));
+      });
+    };
+    // Bases are not hashed. One of this node's own chains is trusted only with its record in
+    // the own log: prune writes both in one batch, and a later prune records its newer base.
+    const ownReports = [...ledger.chains].map(([, chain]) => check(chain, ledger.records));
+    // Another origin's base may have lost its record to the own log's retention: it is
+    // trusted without one only when the own chain itself verified from a recorded base,
+    // that is, when the own log really was pruned, not cut by someone.
+    const own = ownReports.find((report) => report.epoch === this.#epoch);
+    const ownBase = own && bases.get(entryKey(this.#site, this.#epoch, own.firstSeq));
+    const vouched = own?.ok === true && ownBase !== undefined && ledger.records(ownBase);
+    const trusts = (base: ChainBase) => ledger.records(base) || (base.origin !== this.#site && vouched);
+
+    const reports: ChainReport[] = inScope(this.#site) ? ownReports : [];
+    let chain: StoredEntry[] = [];
+    const flush = () => {
+      if (chain.length > 0) reports.push(check(chain, trusts));
       chain = [];
     };
     // Chains are grouped by what the keys say: a value cannot move itself into another chain.
-    for await (const stored of this.#read()) {
-      if (!inScope(stored.origin)) continue;
-      const current = chain[0];
-      if (current && (current.origin !== stored.origin || current.epoch !== stored.epoch)) flush();
-      chain.push(stored);
+    // The own origin's keys were read above; the two ranges skip them.
+    for (const range of [{ lt: `${this.#site}|` }, { gt: `${this.#site}}` }]) {
+      for await (const stored of this.#read(range)) {
+        if (!inScope(stored.origin)) continue;
+        const current = chain[0];
+        if (current && (current.origin !== stored.origin || current.epoch !== stored.epoch)) flush();
+        chain.push(stored);
+      }
+      flush();
     }
-    flush();
     const reported = (origin: string, epoch: number) => reports.find((r) => r.origin === origin && r.epoch === epoch);
     const prunedUpTo = (origin: string, epoch: number, seq: number, hash: string) => {
       const base = bases.get(entryKey(origin, epoch, seq + 1));
-      return base !== undefined && base.prev_hash === hash && ledger.trusts(base);
+      return base !== undefined && base.prev_hash === hash && trusts(base);
     };
     const missing = (origin: string, epoch: number, seq: number, hash: string, reason: string): ChainReport => ({
       origin, epoch, entries: 0, firstSeq: 0, lastSeq: seq, headHash: hash, ok: false, badSeq: seq, reason,
@@ -433,19 +450,21 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
   }
 
   /**
-   * What this node's own, hash-chained log says about chain bases and epoch ends. Bases
-   * and heads are kept beside the chains and are not hashed; each one is trusted only
-   * when the own log records how it came about, as long as the own log is complete
-   * (its start not yet pruned: then older bases cannot be checked and are trusted).
+   * This node's own chains (by epoch, as their keys say) and what its hash-chained log
+   * records about chain bases (prunes, re-anchors) and epoch ends. Bases and heads are
+   * kept beside the chains and are not hashed: `records` tells whether the own log
+   * accounts for a base.
    */
-  async #ownLedger(): Promise<{ trusts(base: ChainBase): boolean; epochEnds: AuditHead[] }> {
+  async #ownLedger(): Promise<{ chains: Map<number, StoredEntry[]>; records(base: ChainBase): boolean; epochEnds: AuditHead[] }> {
+    const chains = new Map<number, StoredEntry[]>();
     const recorded = new Set<string>();
     const epochEnds: AuditHead[] = [];
-    let complete = false;
-    for await (const { entry } of this.#read(originBounds(this.#site))) {
-      if (!entry) continue;
-      if (entry.epoch === this.#epoch && entry.seq === 1) complete = true;
-      if (!entry.action.startsWith("audit.")) continue;
+    for await (const stored of this.#read(originBounds(this.#site))) {
+      const chain = chains.get(stored.epoch);
+      if (chain) chain.push(stored);
+      else chains.set(stored.epoch, [stored]);
+      const { entry } = stored;
+      if (!entry || !entry.action.startsWith("audit.")) continue;
       const details = parseDetails(entry.details);
       if (!details) continue;
       if (entry.action === "audit.prune") recorded.add(`${entryKey(entry.target, Number(details.epoch), Number(details.to) + 1)}#${details.last_hash}`);
@@ -455,7 +474,8 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
       }
     }
     return {
-      trusts: (base) => !complete || recorded.has(`${entryKey(base.origin, base.epoch, base.seq)}#${base.prev_hash}`),
+      chains,
+      records: (base) => recorded.has(`${entryKey(base.origin, base.epoch, base.seq)}#${base.prev_hash}`),
       epochEnds,
     };
   }

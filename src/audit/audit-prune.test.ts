@@ -180,6 +180,51 @@ describe("AuditLog.prune", () => {
     ]);
   });
 
+  // The own log pruned past the record of a relayed origin's base: that base is trusted
+  // because the own chain itself verifies from a recorded base, and only then.
+  async function prunedPastRecords() {
+    const ala = await new AuditLog(store, "kz.ala", 1).appendMany(events(3), NOW - 30 * DAY_MS);
+    const own = await log.appendMany(events(2), NOW - 30 * DAY_MS);
+    await log.saveAnchors([anchor(ala[1]!), anchor(own[1]!)]);
+    vi.setSystemTime(NOW - 20 * DAY_MS);
+    expect(await log.prune({ nowMs: NOW - 20 * DAY_MS, retentionMs: DAY_MS, isRoot: false, actor: ADMIN })).toBe(4);
+    vi.setSystemTime(NOW);
+    // Entries 3 and 4 of kz record both prunes; the second prune deletes them and records its own base.
+    const records = (await log.list({ site: "kz" })).filter((e) => e.origin === "kz");
+    await log.saveAnchors([anchor(records.at(-1)!)]);
+    expect(await log.prune({ nowMs: NOW, retentionMs: 10 * DAY_MS, isRoot: false, actor: ADMIN })).toBe(2);
+    expect(await seqs("kz")).toEqual([5]);
+    expect(await seqs("kz.ala")).toEqual([3]);
+    const [kept] = await log.list({ site: "kz", action: "audit.prune" });
+    expect(kept).toMatchObject({ origin: "kz", seq: 5, target: "kz", details: `{"epoch":1,"from":3,"last_hash":"${records.at(-1)!.hash}","to":4}` });
+    return { ala, kept: kept! };
+  }
+
+  it("AuditLog.verify - a relayed base whose record was pruned away is trusted while the own chain verifies from its recorded base", async () => {
+    const { ala, kept } = await prunedPastRecords();
+    expect(await log.verify()).toEqual([
+      { origin: "kz", epoch: 1, entries: 1, firstSeq: 5, lastSeq: 5, headHash: kept.hash, ok: true },
+      { origin: "kz.ala", epoch: 1, entries: 1, firstSeq: 3, lastSeq: 3, headHash: ala[2]!.hash, ok: true },
+    ]);
+  });
+
+  it("AuditLog.verify - an own base without its record: the own chain is bad, and relayed bases without records are no longer trusted", async () => {
+    const { ala, kept } = await prunedPastRecords();
+    // The own base moved on by one, the entry before it deleted: no audit.prune accounts for it.
+    const next = await log.append(events(1)[0]!);
+    const key = (seq: number) => `kz|${"1".padStart(10, "0")}|${String(seq).padStart(16, "0")}`;
+    await store.section<AuditEntry>("audit-entry").del(key(5));
+    await store.section<ChainBase>("audit-base").batch([
+      { type: "del", key: key(5) },
+      { type: "put", key: key(6), value: { origin: "kz", epoch: 1, seq: 6, prev_hash: kept.hash, why: "pruned" } },
+    ]);
+    const unaccounted = "a restart point is recorded here that this node's own log does not account for: entries before it may have been removed";
+    expect(await log.verify()).toEqual([
+      { origin: "kz", epoch: 1, entries: 1, firstSeq: 6, lastSeq: 6, headHash: next.hash, ok: false, badSeq: 6, reason: unaccounted },
+      { origin: "kz.ala", epoch: 1, entries: 1, firstSeq: 3, lastSeq: 3, headHash: ala[2]!.hash, ok: false, badSeq: 3, reason: unaccounted },
+    ]);
+  });
+
   it("AuditLog.prune - a root keeps entries younger than seven years even with retention 0", async () => {
     const entries = await log.appendMany(events(3), NOW - 6 * YEAR_MS);
     expect(await log.prune({ nowMs: NOW, retentionMs: 0, isRoot: true, actor: ADMIN })).toBe(0);

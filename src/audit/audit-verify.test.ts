@@ -266,16 +266,38 @@ describe("AuditLog.verify", () => {
     expect(await log.verify()).toEqual([clean(1, 5, at(5).hash)]);
   });
 
+  // Removed legitimately: the base of the own chain comes with its audit.prune record, as prune writes them.
+  const recordPrune = (to: number, lastHash: string) =>
+    log.append({ actor: "user:admin", action: "audit.prune", target: "kz", result: "ok", details: { epoch: 1, from: 1, to, last_hash: lastHash } });
+
   it("AuditLog.verify - accepts a chain base where entries were legitimately removed", async () => {
     await section().batch([{ type: "del", key: key(1) }, { type: "del", key: key(2) }]);
     await store.section<ChainBase>("audit-base").put(key(3), { origin: "kz", epoch: 1, seq: 3, prev_hash: at(2).hash, why: "pruned" });
-    expect(await log.verify()).toEqual([clean(3, 5, at(5).hash)]);
+    const record = await recordPrune(2, at(2).hash);
+    expect(await log.verify()).toEqual([clean(3, 6, record.hash)]);
   });
 
   it("AuditLog.verify - a chain base does not excuse an entry that does not follow it", async () => {
     await section().batch([{ type: "del", key: key(1) }, { type: "del", key: key(2) }]);
     await store.section<ChainBase>("audit-base").put(key(3), { origin: "kz", epoch: 1, seq: 3, prev_hash: "a".repeat(64), why: "pruned" });
-    expect(await log.verify()).toEqual([broken(clean(3, 5, at(5).hash), 3, PREV_MISMATCH)]);
+    const record = await recordPrune(2, "a".repeat(64));
+    expect(await log.verify()).toEqual([broken(clean(3, 6, record.hash), 3, PREV_MISMATCH)]);
+  });
+
+  // Once the own entry 1 was gone, every base used to be trusted without a record: the own
+  // chain and any relayed one could be shortened silently on a stopped root.
+  it("AuditLog.verify - on a root, the own entry 1 and a relayed origin's 1..500 replaced by bases: both chains are bad", async () => {
+    const childStore = await NodeStore.open(path.join(dir, "child"));
+    const ala = await new AuditLog(childStore, "kz.ala", 1).appendMany(events(502));
+    await childStore.close();
+    expect((await log.ingest(ala, "site:kz.ala")).stored).toBe(502);
+    const base = (origin: string, seq: number, prev: string) => ({ type: "put" as const, key: key(seq, 1, origin), value: { origin, epoch: 1, seq, prev_hash: prev, why: "pruned" as const } });
+    await section().batch([...ala.slice(0, 500).map((e) => ({ type: "del" as const, key: key(e.seq, 1, "kz.ala") })), { type: "del", key: key(1) }]);
+    await store.section<ChainBase>("audit-base").batch([base("kz.ala", 501, ala[499]!.hash), base("kz", 2, at(1).hash)]);
+    expect(await log.verify()).toEqual([
+      broken({ ...clean(2, 5, at(5).hash), entries: 4 }, 2, UNACCOUNTED_BASE),
+      { origin: "kz.ala", epoch: 1, entries: 2, firstSeq: 501, lastSeq: 502, headHash: ala[501]!.hash, ok: false, badSeq: 501, reason: UNACCOUNTED_BASE },
+    ]);
   });
 
   // The anchor is the parent's word on what this node held; losing the chains and the

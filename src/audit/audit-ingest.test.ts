@@ -240,6 +240,39 @@ describe("AuditLog.ingest - quarantine", () => {
     expect(await parent.headsIn("kz")).toContainEqual({ origin: "kz", epoch: 1, seq: 1, hash: alarms[0]!.hash });
   });
 
+  it("AuditLog.ingest - quarantines the caller's own origin in an epoch other than its enrolled one", async () => {
+    // A store-level attacker on kz.e1 (enrolled at epoch 1) wrote a chain of its own under epoch 2.
+    const childStore = await openStore("kz.e1");
+    const one = await childEntries("kz.e1", 3, 1, childStore);
+    const two = await childEntries("kz.e1", 2, 2, childStore);
+    const caller = { origin: "kz.e1", epoch: 1 };
+    const actor = "site:kz.e1";
+    expect(await parent.ingest(one.slice(0, 2), actor, caller)).toEqual({ stored: 2, heads: [head(one[1]!)], quarantined: [], newlyQuarantined: [] });
+    const result = await parent.ingest([one[2]!, ...two], actor, caller);
+    const reason = "epoch 2 is not the enrolled epoch 1 of kz.e1";
+    const q = quarantine("kz.e1", 2, 1, reason, two[0]!.hash);
+    expect(result).toEqual({ stored: 1, heads: [head(one[2]!)], quarantined: [q], newlyQuarantined: [q] });
+    expect(await parent.quarantines()).toEqual([q]);
+    expect(await parent.headsIn("kz.e1")).toEqual([head(one[2]!)]);
+    expect((await parent.list({ site: "kz.e1" })).map((e) => [e.epoch, e.seq])).toEqual([[1, 1], [1, 2], [1, 3]]);
+    const own = await parent.list({ site: "kz", action: "audit" });
+    expect(own.map((e) => [e.seq, e.actor, e.action, e.target, e.result, e.details])).toEqual([
+      [1, actor, "audit.quarantine", "kz.e1", "refused", canonicalJson({ epoch: 2, seq: 1, reason })],
+    ]);
+    // The link does not flap: the next batch is answered, with the origin still quarantined.
+    expect(await parent.ingest(two, actor, caller)).toEqual({ stored: 0, heads: [], quarantined: [q], newlyQuarantined: [] });
+  });
+
+  it("AuditLog.ingest - the enrolled epoch binds only the caller's own origin, not deeper ones", async () => {
+    const deeper = await childEntries("kz.e1.cam", 2, 2);
+    const result = await parent.ingest(deeper, "site:kz.e1", { origin: "kz.e1", epoch: 1 });
+    expect(result).toEqual({ stored: 2, heads: [head(deeper[1]!)], quarantined: [], newlyQuarantined: [] });
+    const own = await childEntries("kz.e1", 1, 3);
+    expect(await parent.ingest(own, "site:kz.e1", { origin: "kz.e1", epoch: 3 })).toEqual({
+      stored: 1, heads: [head(own[0]!)], quarantined: [], newlyQuarantined: [],
+    });
+  });
+
   it("AuditLog.ingest - quarantine survives a reopened log", async () => {
     const entries = await childEntries("kz.ala", 3);
     await parent.ingest([entries[1]!], ACTOR);

@@ -189,8 +189,12 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
    * sequence, the previous hash and the entry's own hash. The first violation puts the
    * origin in quarantine: nothing more from it is stored until `resolve`, and an alarm
    * entry is written on this node. Entries already held (a resend) are skipped.
+   *
+   * `caller` names the child that sent the batch and the epoch it is enrolled with: an
+   * entry of the child's own origin in any other epoch quarantines that origin (entries of
+   * deeper origins were checked by the parents below).
    */
-  ingest(entries: readonly AuditEntry[], actor: string): Promise<IngestResult> {
+  ingest(entries: readonly AuditEntry[], actor: string, caller?: { origin: string; epoch: number }): Promise<IngestResult> {
     return this.#writes.run(async () => {
       const heads = new Map<string, HeldHead>();
       const staged = new Map<string, AuditEntry>();
@@ -212,7 +216,9 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
         }
         const key = entryKey(entry.origin, entry.epoch, entry.seq);
         const head = heads.get(entry.origin) ?? (await this.#heads.get(entry.origin));
-        const verdict = await this.#judge(entry, head, async () => staged.get(key) ?? (await this.#entries.get(key)));
+        const verdict = caller && entry.origin === caller.origin && entry.epoch !== caller.epoch
+          ? { seq: entry.seq, reason: `epoch ${entry.epoch} is not the enrolled epoch ${caller.epoch} of ${caller.origin}` }
+          : await this.#judge(entry, head, async () => staged.get(key) ?? (await this.#entries.get(key)));
         if (verdict === "duplicate") continue;
         if (typeof verdict === "object") {
           const quarantine: Quarantine = { origin: entry.origin, epoch: entry.epoch, seq: entry.seq, hash: entry.hash, reason: verdict.reason, atMs: Date.now() };

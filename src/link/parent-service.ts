@@ -161,7 +161,7 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
     syncAudit(call: ServerDuplexStream<SyncAuditRequest, SyncAuditResponse>): void {
       serveStream("SyncAudit", call, async (child, batch) => {
         validateAuditBatch(batch.entries, child.site);
-        const result = await deps.audit.ingest(batch.entries, `site:${child.site}`);
+        const result = await deps.audit.ingest(batch.entries, `site:${child.site}`, { origin: child.site, epoch: child.epoch });
         for (const q of result.newlyQuarantined) {
           deps.log.warn("audit stream quarantined", { origin: q.origin, seq: q.seq, reason: q.reason });
         }

@@ -416,6 +416,80 @@ describe("AuditLog.resolve", () => {
     expect((await parent.ingest([edited], ACTOR)).newlyQuarantined).toEqual([q]);
   });
 
+  it("AuditLog.resolve - accepts the edited entry that quarantined the origin, unchanged, as the chain base; verify is ok", async () => {
+    const entries = await childEntries("kz.ala", 5);
+    const edited = { ...entries[1]!, actor: "user:mallory" };
+    const reason = "entry 2 was changed: its hash does not match its content";
+    const q = quarantine("kz.ala", 1, 2, reason, entries[1]!.hash);
+    expect(await parent.ingest([entries[0]!, edited, entries[2]!], ACTOR)).toEqual({ stored: 1, heads: [head(entries[0]!)], quarantined: [q], newlyQuarantined: [q] });
+    expect(await parent.quarantines()).toEqual([q]);
+    expect(await parent.resolve("kz.ala", "user:admin")).toBe(true);
+
+    // The child resends from the held head: the same edited entry, then entries chained from its claimed hash.
+    const result = await parent.ingest([edited, entries[2]!, entries[3]!], ACTOR);
+    expect(result).toEqual({ stored: 3, heads: [head(entries[3]!)], quarantined: [], newlyQuarantined: [] });
+    expect(await parent.list({ site: "kz.ala" })).toEqual([entries[0], edited, entries[2], entries[3]]);
+    const content = hashEntry(edited);
+    expect(await parentStore.section<ChainBase>("audit-base").values().all()).toEqual([
+      { origin: "kz.ala", epoch: 1, seq: 2, prev_hash: entries[0]!.hash, why: "resolved", hash: entries[1]!.hash, contentHash: content },
+    ]);
+    const own = await parent.list({ site: "kz", action: "audit" });
+    expect(own.map((e) => [e.seq, e.action, e.details])).toEqual([
+      [1, "audit.quarantine", canonicalJson({ epoch: 1, seq: 2, reason })],
+      [2, "audit.resolve", canonicalJson({ ...q, anchor_seq: 2, content_hash: content })],
+      [3, "audit.reanchor", canonicalJson({ epoch: 1, seq: 2, prev_hash: entries[0]!.hash, hash: entries[1]!.hash, content_hash: content })],
+    ]);
+    expect(await parent.verify()).toEqual([
+      { origin: "kz", epoch: 1, entries: 3, firstSeq: 1, lastSeq: 3, headHash: own[2]!.hash, ok: true },
+      { origin: "kz.ala", epoch: 1, entries: 4, firstSeq: 1, lastSeq: 4, headHash: entries[3]!.hash, ok: true },
+    ]);
+
+    // The accepted edit excuses nothing else: a different edit at a later seq quarantines again.
+    const later = { ...entries[4]!, target: "kz.ast" };
+    const q5 = quarantine("kz.ala", 1, 5, "entry 5 was changed: its hash does not match its content", entries[4]!.hash);
+    expect(await parent.ingest([later], ACTOR)).toEqual({ stored: 0, heads: [], quarantined: [q5], newlyQuarantined: [q5] });
+  });
+
+  it("AuditLog.resolve - after an edit is resolved, a different edit of that entry (same claimed hash) is refused", async () => {
+    const entries = await childEntries("kz.ala", 2);
+    await parent.ingest([entries[0]!, { ...entries[1]!, actor: "user:mallory" }], ACTOR);
+    await parent.resolve("kz.ala", "user:admin");
+    const other = { ...entries[1]!, actor: "user:eve" };
+    const q = quarantine("kz.ala", 1, 2, "entry 2 was changed: its hash does not match its content", entries[1]!.hash);
+    expect(await parent.ingest([other], ACTOR)).toEqual({ stored: 0, heads: [], quarantined: [q], newlyQuarantined: [q] });
+    expect(await parentStore.section<ChainBase>("audit-base").values().all()).toEqual([]);
+  });
+
+  it("AuditLog.verify - excuses an edited entry only for a resolved base of that very edit that its own log records", async () => {
+    await parent.append({ actor: "node", action: "node.start", target: "kz", result: "ok" });
+    const entries = await childEntries("kz.ala", 5);
+    await parent.ingest(entries.slice(0, 3), ACTOR);
+    await parent.ingest([entries[4]!], ACTOR);
+    await parent.resolve("kz.ala", "user:admin");
+    await parent.ingest([entries[4]!], ACTOR);
+    expect((await parent.verify("kz.ala")).map((r) => r.ok)).toEqual([true]);
+    const held = parentStore.section<AuditEntry>("audit-entry");
+    const bases = parentStore.section<ChainBase>("audit-base");
+    const key = (seq: number) => `kz.ala|0000000001|${String(seq).padStart(16, "0")}`;
+    const changed = "the entry was changed: its hash does not match its content";
+    // Behind the log's back: entry 2 edited, with a forged base that names the edit.
+    const edited2 = { ...entries[1]!, actor: "user:mallory" };
+    await held.put(key(2), edited2);
+    await bases.put(key(2), { origin: "kz.ala", epoch: 1, seq: 2, prev_hash: entries[0]!.hash, why: "resolved", hash: entries[1]!.hash, contentHash: hashEntry(edited2) });
+    // Entry 5 edited and its recorded resolved base (of a gap, not an edit) extended to name the edit.
+    const edited5 = { ...entries[4]!, actor: "user:mallory" };
+    await held.put(key(5), edited5);
+    await bases.put(key(5), { origin: "kz.ala", epoch: 1, seq: 5, prev_hash: entries[3]!.hash, why: "resolved", hash: entries[4]!.hash, contentHash: hashEntry(edited5) });
+    expect(await parent.verify("kz.ala")).toEqual([
+      { origin: "kz.ala", epoch: 1, entries: 4, firstSeq: 1, lastSeq: 5, headHash: entries[4]!.hash, ok: false, badSeq: 2, reason: changed },
+    ]);
+    await held.put(key(2), entries[1]!);
+    await bases.del(key(2));
+    expect(await parent.verify("kz.ala")).toEqual([
+      { origin: "kz.ala", epoch: 1, entries: 4, firstSeq: 1, lastSeq: 5, headHash: entries[4]!.hash, ok: false, badSeq: 5, reason: changed },
+    ]);
+  });
+
   it("AuditLog.verify - reports the quarantine reason of a quarantined origin", async () => {
     const entries = await childEntries("kz.ala", 3);
     await parent.ingest([entries[0]!, entries[2]!], ACTOR);

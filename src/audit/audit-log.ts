@@ -34,6 +34,13 @@ export interface ChainBase {
   seq: number;
   prev_hash: string;
   why: "pruned" | "resolved";
+  /**
+   * Only for a resolved base whose entry was accepted although its hash does not match its
+   * content (an edited entry an administrator accepted): the entry's claimed hash, which the
+   * chain continues from, and the hash of its content, so that only this very entry passes.
+   */
+  hash?: string;
+  contentHash?: string;
 }
 
 /** What `ingest` did with a batch. */
@@ -105,7 +112,7 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
     this.#entries = store.section<AuditEntry>("audit-entry");
     this.#texts = store.textSection("audit-entry");
     this.#heads = store.section<HeldHead>("audit-head");
-    this.#quarantines = store.section<Quarantine>("audit-quarantine");
+    this.#quarantines = store.section<HeldQuarantine>("audit-quarantine");
     this.#bases = store.section<ChainBase>("audit-base");
     this.#anchors = store.section<AuditHead>("audit-anchor");
   }
@@ -210,7 +217,7 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
           checked.add(entry.origin);
           const existing = await this.#quarantines.get(entry.origin);
           if (existing) {
-            quarantined.set(entry.origin, existing);
+            quarantined.set(entry.origin, publicQuarantine(existing));
             continue;
           }
         }
@@ -224,14 +231,20 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
           const quarantine: Quarantine = { origin: entry.origin, epoch: entry.epoch, seq: entry.seq, hash: entry.hash, reason: verdict.reason, atMs: Date.now() };
           quarantined.set(entry.origin, quarantine);
           fresh.push(quarantine);
-          ops.push(put(this.#quarantines, entry.origin, quarantine));
+          // An edited entry is pinned by its content too: only this very entry is accepted after a resolution.
+          const content = hashEntry(entry);
+          ops.push(put(this.#quarantines, entry.origin, content === entry.hash ? quarantine : { ...quarantine, contentHash: content }));
           notes.push({ actor, action: "audit.quarantine", target: entry.origin, result: "refused", details: { epoch: entry.epoch, seq: entry.seq, reason: verdict.reason } });
           continue;
         }
         if (verdict === "reanchor") {
-          const base: ChainBase = { origin: entry.origin, epoch: entry.epoch, seq: entry.seq, prev_hash: entry.prev_hash, why: "resolved" };
+          // An accepted edited entry stays as it came; its base names its claimed and its content hash.
+          const content = hashEntry(entry);
+          const edited = content === entry.hash ? {} : { hash: entry.hash, contentHash: content };
+          const base: ChainBase = { origin: entry.origin, epoch: entry.epoch, seq: entry.seq, prev_hash: entry.prev_hash, why: "resolved", ...edited };
           ops.push(put(this.#bases, key, base));
-          notes.push({ actor, action: "audit.reanchor", target: entry.origin, result: "ok", details: { epoch: entry.epoch, seq: entry.seq, prev_hash: entry.prev_hash } });
+          const recorded = content === entry.hash ? {} : { hash: entry.hash, content_hash: content };
+          notes.push({ actor, action: "audit.reanchor", target: entry.origin, result: "ok", details: { epoch: entry.epoch, seq: entry.seq, prev_hash: entry.prev_hash, ...recorded } });
         }
         if (head && entry.epoch > head.epoch) {
           // Where the old epoch ended, in this node's own chain: a later deletion of its tail shows.
@@ -260,11 +273,16 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
    */
   async #judge(entry: AuditEntry, head: HeldHead | undefined, held: () => Promise<AuditEntry | undefined>): Promise<"accept" | "duplicate" | "reanchor" | ChainBreak> {
     const at = (reason: string): ChainBreak => ({ seq: entry.seq, reason });
-    if (hashEntry(entry) !== entry.hash) return at(`entry ${entry.seq} was changed: its hash does not match its content`);
+    const content = hashEntry(entry);
     const accepted = head?.reanchorAt;
-    if (accepted && accepted.epoch === entry.epoch && accepted.seq === entry.seq && (accepted.hash === undefined || accepted.hash === entry.hash)) {
+    // The entry an administrator accepted, unchanged: when its quarantine was an edit, the very same edit.
+    if (
+      accepted && accepted.epoch === entry.epoch && accepted.seq === entry.seq && (accepted.hash === undefined || accepted.hash === entry.hash) &&
+      (content === entry.hash ? accepted.contentHash === undefined : accepted.contentHash === content)
+    ) {
       return "reanchor";
     }
+    if (content !== entry.hash) return at(`entry ${entry.seq} was changed: its hash does not match its content`);
     if (!head || entry.epoch > head.epoch) {
       if (entry.seq !== 1) return at(`gap: epoch ${entry.epoch} must start at entry 1, got ${entry.seq}`);
       if (entry.prev_hash !== GENESIS_HASH) return at(`entry 1 of epoch ${entry.epoch} does not start a chain: its previous hash is not the genesis hash`);
@@ -295,8 +313,11 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
       if (!quarantine) return false;
       const head = (await this.#heads.get(origin)) ?? { origin, epoch: quarantine.epoch, seq: 0, hash: GENESIS_HASH };
       const belowHead = quarantine.epoch === head.epoch && quarantine.seq <= head.seq;
-      const reanchorAt = belowHead ? { epoch: head.epoch, seq: head.seq + 1 } : { epoch: quarantine.epoch, seq: quarantine.seq, hash: quarantine.hash };
-      const note = await this.#ownEntries([{ actor, action: "audit.resolve", target: origin, result: "ok", details: { ...quarantine, anchor_seq: reanchorAt.seq } }]);
+      const edited = quarantine.contentHash === undefined ? {} : { contentHash: quarantine.contentHash };
+      const reanchorAt = belowHead ? { epoch: head.epoch, seq: head.seq + 1 } : { epoch: quarantine.epoch, seq: quarantine.seq, hash: quarantine.hash, ...edited };
+      const recorded = quarantine.contentHash === undefined || belowHead ? {} : { content_hash: quarantine.contentHash };
+      const details = { ...publicQuarantine(quarantine), anchor_seq: reanchorAt.seq, ...recorded };
+      const note = await this.#ownEntries([{ actor, action: "audit.resolve", target: origin, result: "ok", details }]);
       await this.#store.db.batch([del(this.#quarantines, origin), put(this.#heads, origin, { ...head, reanchorAt }), ...note.ops], { sync: true });
       this.emit("change");
       return true;
@@ -316,8 +337,8 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
   }
 
   /** Origins whose stream is quarantined. */
-  quarantines(): Promise<Quarantine[]> {
-    return this.#quarantines.values().all();
+  async quarantines(): Promise<Quarantine[]> {
+    return (await this.#quarantines.values().all()).map(publicQuarantine);
   }
 
   /** Up to `limit` entries of `origin` after (epoch, seq), across epochs, in order, up to the first unreadable one. */
@@ -474,14 +495,20 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
       const details = parseDetails(entry.details);
       if (!details) continue;
       if (entry.action === "audit.prune") recorded.add(`${entryKey(entry.target, Number(details.epoch), Number(details.to) + 1)}#${details.last_hash}`);
-      if (entry.action === "audit.reanchor") recorded.add(`${entryKey(entry.target, Number(details.epoch), Number(details.seq))}#${details.prev_hash}`);
+      if (entry.action === "audit.reanchor") {
+        const edited = details.content_hash === undefined ? "" : `#${details.hash}#${details.content_hash}`;
+        recorded.add(`${entryKey(entry.target, Number(details.epoch), Number(details.seq))}#${details.prev_hash}${edited}`);
+      }
       if (entry.action === "audit.epoch") {
         epochEnds.push({ origin: entry.target, epoch: Number(details.epoch), seq: Number(details.last_seq), hash: String(details.last_hash) });
       }
     }
     return {
       chains,
-      records: (base) => recorded.has(`${entryKey(base.origin, base.epoch, base.seq)}#${base.prev_hash}`),
+      records: (base) => {
+        const edited = base.contentHash === undefined ? "" : `#${base.hash}#${base.contentHash}`;
+        return recorded.has(`${entryKey(base.origin, base.epoch, base.seq)}#${base.prev_hash}${edited}`);
+      },
       epochEnds,
     };
   }
@@ -606,8 +633,18 @@ function parseDetails(details: string): Record<string, number | string> | undefi
   }
 }
 
-/** A head as stored: after a resolved quarantine it names the entry to accept as a new anchor. */
-type HeldHead = AuditHead & { reanchorAt?: { epoch: number; seq: number; hash?: string } };
+/**
+ * A head as stored: after a resolved quarantine it names the entry to accept as a new anchor
+ * (when that entry was edited, also the hash of its content).
+ */
+type HeldHead = AuditHead & { reanchorAt?: { epoch: number; seq: number; hash?: string; contentHash?: string } };
+
+/** A quarantine as stored: for an edited entry, also the hash of its content. */
+type HeldQuarantine = Quarantine & { contentHash?: string };
+
+function publicQuarantine(q: HeldQuarantine): Quarantine {
+  return { origin: q.origin, epoch: q.epoch, seq: q.seq, hash: q.hash, reason: q.reason, atMs: q.atMs };
+}
 
 function stripFlags(head: HeldHead): AuditHead {
   return { origin: head.origin, epoch: head.epoch, seq: head.seq, hash: head.hash };

@@ -72,8 +72,8 @@ function entryBreak(stored: StoredEntry, before: StoredEntry | undefined, contex
   const misplaced = { seq: stored.seq, reason: misplacedReason(stored) };
   if (elsewhere && (entry.origin !== stored.origin || entry.epoch !== stored.epoch || !before || stored.seq !== before.seq + 1)) return misplaced;
   const at = (reason: string) => ({ seq: entry.seq, reason });
-  if (hashEntry(entry) !== entry.hash) return at("the entry was changed: its hash does not match its content");
   const base = context.base(stored);
+  if (hashEntry(entry) !== entry.hash && !acceptedEdit(entry, base, context)) return at("the entry was changed: its hash does not match its content");
   if (base && !context.trusted(base)) {
     return at(`a restart point is recorded here that this node's own log does not account for: entries before it may have been removed`);
   }
@@ -104,6 +104,15 @@ function misplacedReason(stored: StoredEntry & { entry: AuditEntry }): string {
   return entry.origin === stored.origin && entry.epoch === stored.epoch
     ? `entry stored at seq ${stored.seq} says seq ${entry.seq}`
     : `entry stored at ${stored.origin} epoch ${stored.epoch} seq ${stored.seq} says ${entry.origin} epoch ${entry.epoch} seq ${entry.seq}`;
+}
+
+/**
+ * Whether `entry`, whose hash does not match its content, is the very edited entry an
+ * administrator accepted: a resolved base at its position names its claimed hash and the
+ * hash of its content, and the node's own log records that resolution.
+ */
+function acceptedEdit(entry: AuditEntry, base: ChainBase | undefined, context: ChainContext): boolean {
+  return base !== undefined && base.why === "resolved" && base.hash === entry.hash && base.contentHash === hashEntry(entry) && context.trusted(base);
 }
 
 function endBreak(last: AuditEntry, context: ChainContext): ChainBreak | undefined {

@@ -102,6 +102,8 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
   readonly #quarantines;
   readonly #bases;
   readonly #anchors;
+  /** When this node stored each relayed entry, by entry key: its own clock, not the origin's. */
+  readonly #received;
   readonly #writes = new SerialQueue();
 
   constructor(store: NodeStore, site: string, epoch: number) {
@@ -115,6 +117,7 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
     this.#quarantines = store.section<HeldQuarantine>("audit-quarantine");
     this.#bases = store.section<ChainBase>("audit-base");
     this.#anchors = store.section<AuditHead>("audit-anchor");
+    this.#received = store.section<number>("audit-received");
   }
 
   /** Appends an event of this node and resolves with the stored entry once it is durable. */
@@ -195,7 +198,9 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
    * Stores entries relayed from a child after checking each origin's chain: the next
    * sequence, the previous hash and the entry's own hash. The first violation puts the
    * origin in quarantine: nothing more from it is stored until `resolve`, and an alarm
-   * entry is written on this node. Entries already held (a resend) are skipped.
+   * entry is written on this node. Entries already held (a resend) are skipped. Beside each
+   * stored entry goes this node's receipt time, outside the entry and its hash: retention
+   * counts from it (see `prune`).
    *
    * `caller` names the child that sent the batch and the epoch it is enrolled with: an
    * entry of the child's own origin in any other epoch quarantines that origin (entries of
@@ -210,6 +215,7 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
       const notes: AuditEvent[] = [];
       const ops: BatchOp[] = [];
       let stored = 0;
+      const receivedMs = Date.now();
       const checked = new Set<string>();
       for (const entry of entries) {
         if (quarantined.has(entry.origin)) continue;
@@ -250,7 +256,7 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
           // Where the old epoch ended, in this node's own chain: a later deletion of its tail shows.
           notes.push({ actor, action: "audit.epoch", target: entry.origin, result: "ok", details: { epoch: head.epoch, last_seq: head.seq, last_hash: head.hash } });
         }
-        ops.push(put(this.#entries, key, entry));
+        ops.push(put(this.#entries, key, entry), put(this.#received, key, receivedMs));
         staged.set(key, entry);
         // An accepted break stays pending until the entry it names has come.
         const pending = verdict !== "reanchor" && head?.reanchorAt ? { reanchorAt: head.reanchorAt } : {};
@@ -532,7 +538,10 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
   /**
    * Deletes entries older than `retentionMs` that the parent has acknowledged (every
    * entry of an epoch before the acknowledged one, and the acknowledged epoch up to its
-   * head); a root, with no parent, keeps at least seven years. The last deleted entry of
+   * head); a root, with no parent, keeps at least seven years. An entry relayed from the
+   * subtree is as old as the later of its origin's time and the time this node received it
+   * (an origin's clock may be years off); this node's own entries are as old as their time.
+   * The last deleted entry of
    * each chain becomes its base, so `verify` still proves the rest, and the deletion is
    * itself audited. Resolves with how many entries were deleted.
    */
@@ -548,21 +557,23 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
       const ops: BatchOp[] = [];
       const pruned = new Map<string, { origin: string; epoch: number; from: number; to: number; last: AuditEntry }>();
       let blocked = "";
+      let deleted = 0;
       for await (const entry of this.#entries.values()) {
         const chainId = `${entry.origin}|${entry.epoch}`;
         // Only a prefix of each chain may go: stop at the first entry that must stay.
         if (blocked === chainId) continue;
-        if (entry.time_ms >= cutoff || !covered(entry)) {
+        const key = entryKey(entry.origin, entry.epoch, entry.seq);
+        if (entry.time_ms >= cutoff || !covered(entry) || (entry.origin !== this.#site && ((await this.#received.get(key)) ?? 0) >= cutoff)) {
           blocked = chainId;
           continue;
         }
-        ops.push(del(this.#entries, entryKey(entry.origin, entry.epoch, entry.seq)));
+        ops.push(del(this.#entries, key), del(this.#received, key));
+        deleted += 1;
         const run = pruned.get(chainId);
         if (run) Object.assign(run, { to: entry.seq, last: entry });
         else pruned.set(chainId, { origin: entry.origin, epoch: entry.epoch, from: entry.seq, to: entry.seq, last: entry });
       }
-      if (ops.length === 0) return 0;
-      const deleted = ops.length;
+      if (deleted === 0) return 0;
       const notes: AuditEvent[] = [];
       for (const run of pruned.values()) {
         const base: ChainBase = { origin: run.origin, epoch: run.epoch, seq: run.to + 1, prev_hash: run.last.hash, why: "pruned" };

@@ -37,6 +37,16 @@ function events(n: number, action = "vms.view_live"): AuditEvent[] {
 }
 
 const anchor = (e: AuditEntry) => ({ origin: e.origin, epoch: e.epoch, seq: e.seq, hash: e.hash });
+/** `n` entries of `site` written on its own node (another store) with its clock at `timeMs`. */
+async function relayedEntries(site: string, n: number, timeMs: number): Promise<AuditEntry[]> {
+  const childStore = await NodeStore.open(path.join(dir, site));
+  try {
+    return await new AuditLog(childStore, site, 1).appendMany(events(n), timeMs);
+  } finally {
+    await childStore.close();
+  }
+}
+
 const bases = () => store.section<ChainBase>("audit-base").values().all();
 const seqs = async (site = "kz") => (await log.list({ site })).filter((e) => e.origin === site).map((e) => e.seq);
 
@@ -253,5 +263,40 @@ describe("AuditLog.prune", () => {
     // A retention below the floor of 7 × 366 days gives way to the floor; both entries are older.
     expect(await log.prune({ nowMs: NOW, retentionMs: 7 * YEAR_MS, isRoot: true, actor: ADMIN })).toBe(2);
     expect(await seqs()).toEqual([3]);
+  });
+  // An origin's clock may be years off: a relayed entry is as old as the later of its time and its receipt here.
+  it("AuditLog.prune - a root keeps relayed entries stamped 2015 for seven years from their receipt", async () => {
+    const relayed = await relayedEntries("kz.ala", 3, Date.UTC(2015, 0, 1));
+    expect((await log.ingest(relayed, "site:kz.ala")).stored).toBe(3);
+    // The receipt time is kept beside the entries: what is listed and shipped up is unchanged.
+    expect(await log.list({ site: "kz.ala" })).toEqual(relayed);
+    expect(await log.entriesAfter("kz.ala", 0, 0, 10)).toEqual(relayed);
+    expect(await log.prune({ nowMs: NOW + 10 * 60_000, retentionMs: DAY_MS, isRoot: true, actor: ADMIN })).toBe(0);
+    expect(await log.prune({ nowMs: NOW + SEVEN_YEARS_MS, retentionMs: DAY_MS, isRoot: true, actor: ADMIN })).toBe(0);
+    expect(await seqs("kz.ala")).toEqual([1, 2, 3]);
+    expect(await log.prune({ nowMs: NOW + SEVEN_YEARS_MS + 1, retentionMs: DAY_MS, isRoot: true, actor: ADMIN })).toBe(3);
+    expect(await seqs("kz.ala")).toEqual([]);
+    expect(await store.section<number>("audit-received").keys().all()).toEqual([]);
+  });
+
+  it("AuditLog.prune - a child keeps relayed entries stamped 2015 for its retention from their receipt; its own entries by their time", async () => {
+    const relayed = await relayedEntries("kz.ala", 4, Date.UTC(2015, 0, 1));
+    const own = await log.appendMany(events(2), Date.UTC(2015, 0, 1));
+    await log.ingest(relayed.slice(0, 3), "site:kz.ala");
+    await log.saveAnchors([anchor(relayed[2]!), anchor(own[1]!)]);
+    expect(await log.prune({ nowMs: NOW + 60_000, retentionMs: DAY_MS, isRoot: false, actor: ADMIN })).toBe(2);
+    expect(await seqs("kz")).toEqual([3]);
+    expect(await seqs("kz.ala")).toEqual([1, 2, 3]);
+    // Received exactly one retention ago: still kept.
+    expect(await log.prune({ nowMs: NOW + DAY_MS, retentionMs: DAY_MS, isRoot: false, actor: ADMIN })).toBe(0);
+
+    vi.setSystemTime(NOW + 2 * DAY_MS);
+    await log.ingest([relayed[3]!], "site:kz.ala");
+    await log.saveAnchors([anchor(relayed[3]!)]);
+    expect(await log.prune({ nowMs: NOW + 2 * DAY_MS, retentionMs: DAY_MS, isRoot: false, actor: ADMIN })).toBe(3);
+    expect(await seqs("kz.ala")).toEqual([4]);
+    expect(await log.prune({ nowMs: NOW + 3 * DAY_MS + 1, retentionMs: DAY_MS, isRoot: false, actor: ADMIN })).toBe(1);
+    expect(await seqs("kz.ala")).toEqual([]);
+    expect((await log.verify()).map((r) => [r.origin, r.ok])).toEqual([["kz", true], ["kz.ala", true]]);
   });
 });

@@ -1,6 +1,6 @@
 import { checkListenAddress } from "../node/address.ts";
 import { VmtreeNode } from "../node/node.ts";
-import { parseVerbArgs, required } from "./args.ts";
+import { parseVerbArgs, required, UsageError } from "./args.ts";
 import { checkFlag, printHelp, type Command } from "./command.ts";
 
 export const serveCommand: Command = {
@@ -24,7 +24,7 @@ export const serveCommand: Command = {
     try {
       const node = await VmtreeNode.open(required(values, "data"));
       try {
-        await node.serve({ ...(values.parent ? { parentAddress: values.parent } : {}) });
+        await node.serve({ ...(values.parent ? { parentAddress: values.parent } : {}), ...adminDrain() });
         out.stdout(`vmtree node ${node.config.site} serving on ${node.listen}\n`);
         await stopRequested;
       } finally {
@@ -38,3 +38,12 @@ export const serveCommand: Command = {
     }
   },
 };
+
+/** VMTREE_ADMIN_DRAIN_MS: how long a stop waits for admin calls in flight (default 30 s). */
+function adminDrain(): { adminDrainMs?: number } {
+  const text = process.env.VMTREE_ADMIN_DRAIN_MS;
+  if (text === undefined || text === "") return {};
+  const ms = /^\d{1,7}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isFinite(ms)) throw new UsageError(`expected VMTREE_ADMIN_DRAIN_MS to be a whole number of milliseconds, got \`${text}\``);
+  return { adminDrainMs: ms };
+}

@@ -47,7 +47,7 @@ export class AdminOperations {
       const parsed = parseInventory(fileName, content, { site: this.#node.config.site });
       if (!parsed.ok) throw parsed.error;
       const { site, epoch } = this.#node.config;
-      return this.#node.replica.importOwn(site, epoch, parsed.value);
+      return this.#node.replica.importOwn(site, epoch, parsed.value, { signal: this.#node.stopping });
     }, (counts) => ({ ...counts }));
   }
 

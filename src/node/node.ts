@@ -1,5 +1,5 @@
 import { chmod, rm } from "node:fs/promises";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { AuditLog } from "../audit/audit-log.ts";
 import { VmtreeError } from "../errors.ts";
 import { AdminServiceService } from "../gen/vmtree/v1/admin.ts";
@@ -27,9 +27,17 @@ import { leafOf, readIdentity, type NodeIdentity } from "./identity.ts";
 export interface ServeOptions {
   /** Overrides the parent address from node.json (to dial through a proxy, say). */
   parentAddress?: string;
+  /**
+   * How long `close` lets admin calls in flight finish (default 30 s). Past it, work not
+   * yet committed is abandoned and its caller told so; work already committing finishes.
+   */
+  adminDrainMs?: number;
 }
 
 const SHUTDOWN_GRACE_MS = 2_000;
+const ADMIN_DRAIN_MS = 30_000;
+/** After the drain: how long abandoned calls get to report back before they are cancelled. */
+const ADMIN_ABANDON_GRACE_MS = 5_000;
 const AUDIT_SWEEP_INTERVAL_MS = 60 * 60 * 1000;
 
 /**
@@ -58,6 +66,10 @@ export class VmtreeNode {
   #listen: string;
   #sweeper: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
+  /** Admin calls whose handler has not answered yet. */
+  readonly #adminCalls = new Set<Promise<void>>();
+  #adminDrainMs = ADMIN_DRAIN_MS;
+  readonly #stopping = new AbortController();
 
   private constructor(dir: DataDir, config: NodeConfig, identity: NodeIdentity, store: NodeStore, log: Logger) {
     this.dir = dir;
@@ -86,6 +98,11 @@ export class VmtreeNode {
     return new VmtreeNode(dir, config, identity, store, createLogger(config.site, options.logLevel));
   }
 
+  /** Aborted when `close` gives up on admin work in flight: what has not committed must not. */
+  get stopping(): AbortSignal {
+    return this.#stopping.signal;
+  }
+
   get isRoot(): boolean {
     return this.config.parent === undefined;
   }
@@ -97,6 +114,7 @@ export class VmtreeNode {
 
   /** Starts serving children, the admin socket and the uplink; resolves once listening. */
   async serve(options: ServeOptions = {}): Promise<void> {
+    if (options.adminDrainMs !== undefined) this.#adminDrainMs = options.adminDrainMs;
     await this.audit.append({ actor: "node", action: "node.start", target: this.config.site, result: "ok", details: { pid: process.pid } });
     await this.links.load((await this.invitations.children()).map((child) => child.site));
     await this.#startLinkServer();
@@ -175,10 +193,47 @@ export class VmtreeNode {
     // The store's lock proves no other node runs here, so a socket file left behind is stale.
     await rm(socket, { force: true });
     const server = new Server({ "grpc.max_receive_message_length": MAX_IMPORT_BYTES + 1024 * 1024 });
-    server.addService(AdminServiceService, createAdminService(this.operations));
+    server.addService(AdminServiceService, this.#trackCalls(createAdminService(this.operations) as unknown as UntypedServiceImplementation));
     this.#adminServer = server;
     await bindServer(server, `unix:${socket}`, ServerCredentials.createInsecure());
     await chmod(socket, 0o600);
+  }
+
+  /** Wraps every admin method so that `close` can wait for the calls in flight. */
+  #trackCalls(service: UntypedServiceImplementation): UntypedServiceImplementation {
+    const tracked: UntypedServiceImplementation = {};
+    for (const [method, handler] of Object.entries(service)) {
+      tracked[method] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+        let answered!: () => void;
+        const pending = new Promise<void>((resolve) => (answered = resolve));
+        this.#adminCalls.add(pending);
+        (handler as (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => void)(call, (error, value) => {
+          this.#adminCalls.delete(pending);
+          answered();
+          callback(error, value);
+        });
+      };
+    }
+    return tracked;
+  }
+
+  /**
+   * Stops the admin server: no new calls, calls in flight finish (within the drain
+   * bound; past it uncommitted work is abandoned and answered with an error), then
+   * the connections close. Resolves as soon as that is done, not after a fixed wait.
+   */
+  async #stopAdminServer(server: Server): Promise<void> {
+    const closed = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    const drained = async (): Promise<void> => {
+      while (this.#adminCalls.size > 0) await Promise.all(this.#adminCalls);
+    };
+    if (!(await within(drained(), this.#adminDrainMs))) {
+      this.log.warn("admin calls still running at shutdown; abandoning what has not committed", { calls: this.#adminCalls.size });
+      this.#stopping.abort();
+      if (!(await within(drained(), ADMIN_ABANDON_GRACE_MS))) server.forceShutdown();
+    }
+    // Answers are written; a client still holding its connection open must not hold the exit.
+    if (!(await within(closed, SHUTDOWN_GRACE_MS))) server.forceShutdown();
   }
 
   /** Whether the link server runs (as opposed to a node opened for a local command). */
@@ -200,12 +255,13 @@ export class VmtreeNode {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       clearInterval(this.#sweeper);
+      // The admin server stops taking calls at once and drains beside the links' shutdown.
+      const admin = this.#adminServer && this.#stopAdminServer(this.#adminServer);
       await this.#uplink?.close();
       await this.#parentService?.closeSessions();
-      await Promise.allSettled([
-        this.#linkServer && shutdownServer(this.#linkServer, SHUTDOWN_GRACE_MS),
-        this.#adminServer && shutdownServer(this.#adminServer, SHUTDOWN_GRACE_MS),
-      ]);
+      await Promise.allSettled([this.#linkServer && shutdownServer(this.#linkServer, SHUTDOWN_GRACE_MS), admin]);
+      // A call cancelled past every bound may still be running; the store waits for it.
+      await within(Promise.all(this.#adminCalls), ADMIN_ABANDON_GRACE_MS);
       if (this.serving) {
         await this.audit.append({ actor: "node", action: "node.stop", target: this.config.site, result: "ok" }).catch(() => undefined);
       }
@@ -213,5 +269,16 @@ export class VmtreeNode {
       if (this.#adminServer) await rm(this.dir.adminSocket, { force: true });
     })();
     return this.#closing;
+  }
+}
+
+/** Resolves true when `work` settles within `ms`, false otherwise. */
+async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([work.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import { VmtreeError } from "../errors.ts";
 import type { Camera, CameraChange } from "../gen/vmtree/v1/inventory.ts";
 import type { Checkpoint } from "../gen/vmtree/v1/link.ts";
 import { isInSubtree } from "../pki/site-id.ts";
@@ -70,9 +71,10 @@ export class InventoryReplica extends EventEmitter<{ change: [] }> {
   /**
    * Makes `cameras` the complete inventory of `origin` (this node's own site):
    * new cameras are added, changed ones updated and missing ones deleted as
-   * tombstones, each change under the next sequence number of `epoch`.
+   * tombstones, each change under the next sequence number of `epoch`. Once `signal`
+   * is aborted an import not yet written rejects with `unavailable` and writes nothing.
    */
-  importOwn(origin: string, epoch: number, cameras: readonly Camera[]): Promise<ImportCounts> {
+  importOwn(origin: string, epoch: number, cameras: readonly Camera[], options: { signal?: AbortSignal } = {}): Promise<ImportCounts> {
     return this.#writes.run(async () => {
       const current = new Map<string, CameraRecord>();
       for await (const [key, record] of this.#records.iterator(originRange(origin))) {
@@ -110,6 +112,10 @@ export class InventoryReplica extends EventEmitter<{ change: [] }> {
       }
       if (ops.length > 0) {
         ops.push(this.#put(this.#checkpoints, origin, { origin, epoch, seq }));
+        // The last moment to give up: a caller told the import failed must find nothing applied.
+        if (options.signal?.aborted) {
+          throw new VmtreeError("unavailable", "the node is stopping; the import was not applied; run it again once the node is back");
+        }
         await this.#store.db.batch(ops, { sync: true });
         this.emit("change");
       }

@@ -1,4 +1,5 @@
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -91,6 +92,73 @@ describe("enrolment (init, invite, join) and link admission", () => {
     expect(stderr).toContain(`but the token pins ${"0".repeat(64)}; not joining`);
     // The real token is still unused: the pinned check failed before the secret left the child.
     ok(await runCli(["join", "--data", join(base, "pin-ok"), "--token", encodeJoinToken(token)]));
+  });
+
+  /** The child ids `kz` has enrolled. */
+  async function childrenOfKz(): Promise<string[]> {
+    return (await kz.status()).children.map((child) => child.site);
+  }
+
+  it("join - a --data that is a regular file is refused before the parent is contacted; the token stays usable", async () => {
+    const token = await kz.invite("kz.file");
+    const file = join(base, "a-regular-file");
+    await writeFile(file, "keep me\n");
+    const result = await runCli(["join", "--data", file, "--token", token]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(`vmtree: [failed_precondition] --data ${file} is a file, not a directory; name an empty or absent directory\n`);
+    expect(await readFile(file, "utf8")).toBe("keep me\n");
+    expect(await childrenOfKz()).not.toContain("kz.file");
+    ok(await runCli(["join", "--data", join(base, "file-ok"), "--token", token]));
+    expect(await childrenOfKz()).toContain("kz.file");
+  });
+
+  it("join - a --data that is not empty is refused and left as it was; the token stays usable", async () => {
+    const token = await kz.invite("kz.full");
+    const dir = join(base, "full");
+    await mkdir(dir);
+    await writeFile(join(dir, "notes.txt"), "x");
+    const result = await runCli(["join", "--data", dir, "--token", token]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(`vmtree: [failed_precondition] --data ${dir} is not empty (it holds notes.txt); name an empty or absent directory\n`);
+    expect(readdirSync(dir)).toEqual(["notes.txt"]);
+    expect(await childrenOfKz()).not.toContain("kz.full");
+    ok(await runCli(["join", "--data", join(base, "full-ok"), "--token", token]));
+  });
+
+  it("join - a bad --advertise is a usage error naming --advertise, before any key or call; the token stays usable", async () => {
+    const token = await kz.invite("kz.adv");
+    const dir = join(base, "adv");
+    for (const [value, message] of [
+      ["garbage", "expected --advertise like 127.0.0.1:7443, got `garbage`"],
+      ["127.0.0.1:0", "--advertise needs a real port, got `127.0.0.1:0`"],
+    ] as const) {
+      const result = await runCli(["join", "--data", dir, "--token", token, "--advertise", value]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toBe(`vmtree: ${message}\nRun \`vmtree --help\` for usage.\n`);
+      expect(existsSync(dir)).toBe(false);
+    }
+    expect(await childrenOfKz()).not.toContain("kz.adv");
+    ok(await runCli(["join", "--data", dir, "--token", token, "--advertise", "127.0.0.1:7443"]));
+    expect(JSON.parse(await readFile(join(dir, "node.json"), "utf8"))).toMatchObject({ site: "kz.adv", advertise: "127.0.0.1:7443" });
+  });
+
+  it("init - a bad --advertise is a usage error naming --advertise and writes nothing", async () => {
+    const dir = join(base, "init-adv");
+    const result = await runCli(["init", "--data", dir, "--site", "kz", "--listen", "127.0.0.1:0", "--advertise", "garbage"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe("vmtree: expected --advertise like 127.0.0.1:7443, got `garbage`\nRun `vmtree --help` for usage.\n");
+    expect(existsSync(dir)).toBe(false);
+    const file = join(base, "init-file");
+    await writeFile(file, "");
+    const onFile = await runCli(["init", "--data", file, "--site", "kz", "--listen", "127.0.0.1:0"]);
+    expect(onFile.code).toBe(1);
+    expect(onFile.stderr).toBe(`vmtree: [failed_precondition] --data ${file} is a file, not a directory; name an empty or absent directory\n`);
+  });
+
+  it("serve - a bad --parent is a usage error naming --parent", async () => {
+    const result = await runCli(["serve", "--data", kz.dir, "--parent", "bogus"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe("vmtree: expected --parent like 127.0.0.1:7443, got `bogus`\nRun `vmtree --help` for usage.\n");
   });
 
   it("site ids - invalid ids are refused with the rule they break", async () => {

@@ -1,4 +1,4 @@
-import { checkListenAddress } from "../node/address.ts";
+import { checkDialAddress, checkListenAddress } from "../node/address.ts";
 import { initRoot, joinParent } from "../node/enrolment.ts";
 import { assertSiteId } from "../pki/site-id.ts";
 import { parseDuration, parseVerbArgs, required, UsageError } from "./args.ts";
@@ -19,6 +19,7 @@ export const initCommand: Command = {
     const site = checkFlag(() => assertSiteId(required(values, "site")));
     const listen = required(values, "listen");
     checkFlag(() => checkListenAddress(listen));
+    if (values.advertise !== undefined) checkFlag(() => checkDialAddress(values.advertise!, "advertise"));
     const result = await initRoot({ dataDir: required(values, "data"), site, listen, advertise: values.advertise });
     out.stdout(`initialised root node ${result.site}; root CA fingerprint sha256:${result.caFingerprint}\n`);
     return 0;
@@ -58,6 +59,7 @@ export const joinCommand: Command = {
     if (values.help) return help(this, out);
     const listen = values.listen ?? "127.0.0.1:0";
     checkFlag(() => checkListenAddress(listen));
+    if (values.advertise !== undefined) checkFlag(() => checkDialAddress(values.advertise!, "advertise"));
     const dataDir = required(values, "data");
     const result = await joinParent({ dataDir, token: required(values, "token"), listen, advertise: values.advertise });
     out.stdout(`joined ${result.parent} as ${result.site} (epoch ${result.epoch}); start it with \`vmtree serve --data ${dataDir}\`\n`);

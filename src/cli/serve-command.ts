@@ -1,4 +1,4 @@
-import { checkListenAddress } from "../node/address.ts";
+import { checkDialAddress } from "../node/address.ts";
 import { VmtreeNode } from "../node/node.ts";
 import { parseVerbArgs, required, UsageError } from "./args.ts";
 import { checkFlag, printHelp, type Command } from "./command.ts";
@@ -13,7 +13,7 @@ export const serveCommand: Command = {
   async run(argv, out) {
     const { values } = parseVerbArgs(argv, { data: { type: "string" }, parent: { type: "string" } }, 0);
     if (values.help) return printHelp(this, out);
-    if (values.parent !== undefined) checkFlag(() => checkListenAddress(values.parent!));
+    if (values.parent !== undefined) checkFlag(() => checkDialAddress(values.parent!, "parent"));
     // Handlers go in first: a signal while the node starts must stop it cleanly too, and
     // repeated signals (Ctrl-C reaches the whole process group, then a supervisor's
     // SIGTERM) must not cut the bounded shutdown short.

@@ -1,13 +1,13 @@
 import { X509Certificate } from "node:crypto";
-import { rm } from "node:fs/promises";
+import { mkdir, readdir, rm, stat } from "node:fs/promises";
 import { VmtreeError } from "../errors.ts";
 import { EnrolmentServiceClient, type JoinResponse } from "../gen/vmtree/v1/enrolment.ts";
 import { channelOptionsFor, clientCredentials, unverifiedCredentials } from "../link/tls.ts";
 import { unaryCall } from "../link/unary-call.ts";
 import { createCsr, createRootCa, fingerprint, generateKeyPair, signCsr, splitPemBundle } from "../pki/certificates.ts";
-import { decodeJoinToken } from "../pki/join-token.ts";
+import { decodeJoinToken, type JoinToken } from "../pki/join-token.ts";
 import { assertSiteId, parentOf } from "../pki/site-id.ts";
-import { checkListenAddress } from "./address.ts";
+import { checkDialAddress, checkListenAddress } from "./address.ts";
 import { DataDir, writeAtomically } from "./data-dir.ts";
 
 const CALL_TIMEOUT_MS = 15_000;
@@ -20,20 +20,27 @@ const CALL_TIMEOUT_MS = 15_000;
 export async function initRoot(options: { dataDir: string; site: string; listen: string; advertise?: string | undefined }): Promise<{ site: string; caFingerprint: string }> {
   const site = assertSiteId(options.site);
   checkListenAddress(options.listen);
-  const dir = await emptyDataDir(options.dataDir);
-  const caKeys = await generateKeyPair();
-  const rootCa = createRootCa(site, caKeys);
-  const nodeKeys = await generateKeyPair();
-  const nodeCert = signCsr(createCsr(site, "node", nodeKeys), site, "node", { certPem: rootCa, privateKeyPem: caKeys.privateKeyPem });
-  await writeIdentity(dir, {
-    rootCa,
-    nodeCertChain: nodeCert + rootCa,
-    nodeKey: nodeKeys.privateKeyPem,
-    caCertChain: rootCa,
-    caKey: caKeys.privateKeyPem,
-  });
-  await dir.writeConfig({ site, epoch: 1, listen: options.listen, ...advertised(options.advertise), createdAt: new Date().toISOString() });
-  return { site, caFingerprint: fingerprint(rootCa) };
+  const advertise = advertised(options.advertise);
+  const { dir, undo } = await claimDataDir(options.dataDir);
+  try {
+    await dir.create();
+    const caKeys = await generateKeyPair();
+    const rootCa = createRootCa(site, caKeys);
+    const nodeKeys = await generateKeyPair();
+    const nodeCert = signCsr(createCsr(site, "node", nodeKeys), site, "node", { certPem: rootCa, privateKeyPem: caKeys.privateKeyPem });
+    await writeIdentity(dir, {
+      rootCa,
+      nodeCertChain: nodeCert + rootCa,
+      nodeKey: nodeKeys.privateKeyPem,
+      caCertChain: rootCa,
+      caKey: caKeys.privateKeyPem,
+    });
+    await dir.writeConfig({ site, epoch: 1, listen: options.listen, ...advertise, createdAt: new Date().toISOString() });
+    return { site, caFingerprint: fingerprint(rootCa) };
+  } catch (error) {
+    await undo();
+    throw error;
+  }
 }
 
 /**
@@ -46,13 +53,24 @@ export async function joinParent(options: { dataDir: string; token: string; list
   if (!decoded.ok) throw decoded.error;
   const token = decoded.value;
   checkListenAddress(options.listen);
+  const advertise = advertised(options.advertise);
   const expectedParent = parentOf(token.site);
   if (!expectedParent) throw new VmtreeError("invalid_argument", `the token names ${token.site}, a root id; a child id has a parent segment`);
   if (token.expiresMs <= Date.now()) {
     throw new VmtreeError("permission_denied", `the join token expired at ${new Date(token.expiresMs).toISOString()}; ask for a new one`);
   }
-  const dir = await emptyDataDir(options.dataDir, { create: false });
+  // The data directory is checked and claimed before any key exists or the parent hears of us:
+  // a token must not be used up by a join that then cannot write its node.
+  const { dir, undo } = await claimDataDir(options.dataDir);
+  try {
+    return await enrol(dir, token, expectedParent, options.listen, advertise);
+  } catch (error) {
+    await undo();
+    throw error;
+  }
+}
 
+async function enrol(dir: DataDir, token: JoinToken, expectedParent: string, listen: string, advertise: { advertise?: string }): Promise<{ site: string; parent: string; epoch: number }> {
   const bundle = await withClient(new EnrolmentServiceClient(token.address, unverifiedCredentials(), channelOptionsFor(expectedParent)), (client) =>
     unaryCall(client.getTrustBundle.bind(client), {}, CALL_TIMEOUT_MS),
   );
@@ -94,9 +112,9 @@ export async function joinParent(options: { dataDir: string; token: string; list
   await dir.writeConfig({
     site: token.site,
     epoch: response.epoch,
-    listen: options.listen,
+    listen,
     parent: { site: expectedParent, address: token.address },
-    ...advertised(options.advertise),
+    ...advertise,
     createdAt: new Date().toISOString(),
   });
   return { site: token.site, parent: expectedParent, epoch: response.epoch };
@@ -104,18 +122,42 @@ export async function joinParent(options: { dataDir: string; token: string; list
 
 function advertised(address: string | undefined): { advertise?: string } {
   if (address === undefined) return {};
-  if (checkListenAddress(address).port === 0) throw new VmtreeError("invalid_argument", `--advertise needs a real port, got \`${address}\``);
+  checkDialAddress(address, "advertise");
   return { advertise: address };
 }
 
-async function emptyDataDir(path: string, options = { create: true }): Promise<DataDir> {
+/**
+ * Checks that `path` is an absent or empty directory and makes sure it exists, so that
+ * nothing later can fail for want of it. `undo` puts things back as they were: it removes
+ * what this created, or empties the directory that was empty.
+ */
+async function claimDataDir(path: string): Promise<{ dir: DataDir; undo: () => Promise<void> }> {
   const dir = new DataDir(path);
-  if (await dir.exists()) {
-    const existing = await dir.readConfig();
-    throw new VmtreeError("already_exists", `${dir.root} already holds node ${existing.site}; use an empty directory`);
+  const found = await stat(dir.root).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "ENOENT") return undefined;
+    throw new VmtreeError("failed_precondition", `cannot use --data ${dir.root}: ${error.message}`, { cause: error });
+  });
+  if (found && !found.isDirectory()) {
+    throw new VmtreeError("failed_precondition", `--data ${dir.root} is a file, not a directory; name an empty or absent directory`);
   }
-  if (options.create) await dir.create();
-  return dir;
+  if (found) {
+    if (await dir.exists()) {
+      const existing = await dir.readConfig();
+      throw new VmtreeError("already_exists", `${dir.root} already holds node ${existing.site}; use an empty directory`);
+    }
+    const entries = await readdir(dir.root);
+    if (entries.length > 0) {
+      throw new VmtreeError("failed_precondition", `--data ${dir.root} is not empty (it holds ${entries.slice(0, 3).join(", ")}${entries.length > 3 ? ", …" : ""}); name an empty or absent directory`);
+    }
+    return { dir, undo: async () => { for (const entry of await readdir(dir.root).catch(() => [])) await rm(`${dir.root}/${entry}`, { recursive: true, force: true }); } };
+  }
+  let created: string | undefined;
+  try {
+    created = await mkdir(dir.root, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new VmtreeError("failed_precondition", `cannot create --data ${dir.root}: ${(error as Error).message}`, { cause: error });
+  }
+  return { dir, undo: async () => { if (created) await rm(created, { recursive: true, force: true }); } };
 }
 
 /** Checks that the issued certificates chain to the pinned root and name the site. */

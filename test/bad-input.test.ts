@@ -1,4 +1,4 @@
-import { copyFile, readFile, writeFile } from "node:fs/promises";
+import { copyFile, readFile, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { killAll, makeTempDir, removeTempDirs } from "./support/processes.ts";
@@ -94,6 +94,17 @@ describe.each(["running", "stopped"])("cameras import - bad input (node %s)", (m
     expect(await importFails("kz.ast.akimat.json", json)).toBe(
       `vmtree: [invalid_input] kz.ast.akimat.json line 2, field site: expected kz (the site importing it), got "kz.ast.akimat": this is another site's inventory`,
     );
+  });
+
+  it("refuses a file over 64 MiB and names it, before sending it", async () => {
+    const file = join(dir, "big70.csv");
+    await writeFile(file, "");
+    await truncate(file, 70 * 1024 * 1024); // sparse: costs no disk and no time
+    const result = await site.cli(["cameras", "import", file]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toBe("vmtree: [invalid_input] big70.csv: the file is larger than 67108864 bytes\n");
+    expect(JSON.stringify(await site.cameras())).toBe(before);
   });
 
   it("accepts the three sample formats afterwards", async () => {

@@ -1,6 +1,7 @@
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { VmtreeError } from "../errors.ts";
+import { MAX_IMPORT_BYTES } from "../node/admin-operations.ts";
 import { assertSiteId } from "../pki/site-id.ts";
 import { parseVerbArgs, required } from "./args.ts";
 import { checkFlag, printHelp, withAdmin, type Command } from "./command.ts";
@@ -16,9 +17,14 @@ export const camerasImportCommand: Command = {
     const { values, positionals } = parseVerbArgs(argv, { data: { type: "string" } }, 1, "FILE");
     if (values.help) return printHelp(this, out);
     const file = positionals[0]!;
-    const content = await readFile(file).catch((cause: unknown) => {
+    const cannotRead = (cause: unknown): never => {
       throw new VmtreeError("invalid_input", `cannot read ${file}: ${(cause as Error).message}`, { cause });
-    });
+    };
+    // Checked here, with the node's own limit and words: sent to a running node, a larger file
+    // would only meet gRPC's message limit, whose error names no file.
+    const { size } = await stat(file).catch(cannotRead);
+    if (size > MAX_IMPORT_BYTES) throw new VmtreeError("invalid_input", `${basename(file)}: the file is larger than ${MAX_IMPORT_BYTES} bytes`);
+    const content = await readFile(file).catch(cannotRead);
     const counts = await withAdmin(required(values, "data"), (admin) => admin.importCameras({ file_name: basename(file), content }));
     out.stdout(`imported ${file}: ${counts.added} added, ${counts.changed} changed, ${counts.removed} removed, ${counts.unchanged} unchanged\n`);
     return 0;

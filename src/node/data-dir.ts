@@ -8,6 +8,11 @@ export interface NodeConfig {
   site: string;
   /** Starts at 1; a re-enrolment of the same site id gets the next one from its parent. */
   epoch: number;
+  /**
+   * The random id of this node's store, also held in the store's identity marker
+   * (`store/store-identity.ts`); absent in data directories made before markers.
+   */
+  storeId?: string;
   /** HOST:PORT to listen on for children. Port 0 picks a free port on first start and keeps it. */
   listen: string;
   parent?: { site: string; address: string };

@@ -7,6 +7,7 @@ import { unaryCall } from "../link/unary-call.ts";
 import { createCsr, createRootCa, fingerprint, generateKeyPair, signCsr, splitPemBundle } from "../pki/certificates.ts";
 import { decodeJoinToken, type JoinToken } from "../pki/join-token.ts";
 import { assertSiteId, parentOf } from "../pki/site-id.ts";
+import { createNodeStore, newStoreId } from "../store/store-identity.ts";
 import { checkDialAddress, checkListenAddress } from "./address.ts";
 import { DataDir, writeAtomically } from "./data-dir.ts";
 
@@ -35,7 +36,9 @@ export async function initRoot(options: { dataDir: string; site: string; listen:
       caCertChain: rootCa,
       caKey: caKeys.privateKeyPem,
     });
-    await dir.writeConfig({ site, epoch: 1, listen: options.listen, ...advertise, createdAt: new Date().toISOString() });
+    // The store is created with its identity marker before node.json names it (see store-identity.ts).
+    const { storeId } = await createNodeStore(dir.dbDir, { site, epoch: 1, storeId: newStoreId() });
+    await dir.writeConfig({ site, epoch: 1, storeId, listen: options.listen, ...advertise, createdAt: new Date().toISOString() });
     return { site, caFingerprint: fingerprint(rootCa) };
   } catch (error) {
     await undo();
@@ -109,9 +112,11 @@ async function enrol(dir: DataDir, token: JoinToken, expectedParent: string, lis
     caCertChain: response.ca_cert_chain_pem,
     caKey: caKeys.privateKeyPem,
   });
+  const { storeId } = await createNodeStore(dir.dbDir, { site: token.site, epoch: response.epoch, storeId: newStoreId() });
   await dir.writeConfig({
     site: token.site,
     epoch: response.epoch,
+    storeId,
     listen,
     parent: { site: expectedParent, address: token.address },
     ...advertise,

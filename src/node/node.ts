@@ -13,7 +13,8 @@ import { createParentService, type ParentService } from "../link/parent-service.
 import { clientCredentials, serverCredentials } from "../link/tls.ts";
 import { Uplink, type UplinkState } from "../link/uplink.ts";
 import { Invitations } from "../pki/invitations.ts";
-import { NodeStore } from "../store/node-store.ts";
+import type { NodeStore } from "../store/node-store.ts";
+import { openNodeStore, StoreIdentityError, type StoreMismatch } from "../store/store-identity.ts";
 import { InventoryReplica } from "../sync/inventory-replica.ts";
 import { UpstreamAcks } from "../sync/upstream-acks.ts";
 import { createLogger, type Logger, type LogLevel } from "../util/log.ts";
@@ -92,10 +93,28 @@ export class VmtreeNode {
    */
   static async open(dataDir: string, options: { logLevel?: LogLevel } = {}): Promise<VmtreeNode> {
     const dir = new DataDir(dataDir);
-    const config = await dir.readConfig();
+    let config = await dir.readConfig();
     const identity = await readIdentity(dir);
-    const store = await NodeStore.open(dir.dbDir);
-    return new VmtreeNode(dir, config, identity, store, createLogger(config.site, options.logLevel));
+    const log = createLogger(config.site, options.logLevel);
+    let opened: Awaited<ReturnType<typeof openNodeStore>>;
+    try {
+      opened = await openNodeStore(dir.dbDir, config);
+    } catch (error) {
+      if (error instanceof StoreIdentityError) throw storeRefusal(dir, config, error.mismatch);
+      throw error;
+    }
+    if (opened.adopted) {
+      // A store made before identity markers: it now has one, and node.json names it.
+      config = { ...config, storeId: opened.adopted.storeId };
+      try {
+        await dir.writeConfig(config);
+      } catch (error) {
+        await opened.store.close();
+        throw error;
+      }
+      log.info("store identity marker written", { store: dir.dbDir, storeId: opened.adopted.storeId });
+    }
+    return new VmtreeNode(dir, config, identity, opened.store, log);
   }
 
   /** Aborted when `close` gives up on admin work in flight: what has not committed must not. */
@@ -281,4 +300,28 @@ async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * The refusal of a store that is not this node's: its sequences and checkpoints start
+ * again (or belong to someone else), so the parent could no longer tell its changes from
+ * the old ones (DESIGN.md invariants 2 and 4). Only a new epoch, by a new enrolment, does.
+ */
+function storeRefusal(dir: DataDir, config: NodeConfig, mismatch: StoreMismatch): VmtreeError {
+  const site = config.site;
+  const remedy = config.parent
+    ? `enrol the site again with a new invitation (vmtree invite on ${config.parent.site}, then vmtree join into an empty data directory) to start a new epoch`
+    : "a root cannot be enrolled again: restore the whole data directory from its backup, or create a new tree with vmtree init";
+  if (mismatch.kind === "other") {
+    const found = mismatch.found;
+    return new VmtreeError(
+      "failed_precondition",
+      `the store in ${dir.dbDir} belongs to ${found.site} epoch ${found.epoch} (store ${found.storeId}), but ${dir.configFile} is ${site} epoch ${config.epoch} (store ${config.storeId ?? "none"}); ` +
+        `put back this data directory's own store, or ${remedy}`,
+    );
+  }
+  return new VmtreeError(
+    "failed_precondition",
+    `the store in ${dir.dbDir} holds no data of ${site} (was it deleted or replaced?); its changes could no longer be told apart from the old ones: ${remedy}`,
+  );
 }

@@ -1,6 +1,19 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { Level } from "level";
 import { VmtreeError } from "../errors.ts";
 
+/** Options of {@link NodeStore.open}. */
+export interface OpenStoreOptions {
+  /**
+   * Create an empty database when `location` holds none (default true). A node's own
+   * store is opened with `false`: only `init` and `join` may create it, so that a
+   * deleted store is noticed instead of coming back empty under the same epoch.
+   */
+  createIfMissing?: boolean;
+  /** Refuse when `location` already holds a database (default false). */
+  errorIfExists?: boolean;
+}
 
 /**
  * The node's LevelDB database on disk. Every kind of data lives in its own sublevel
@@ -16,22 +29,37 @@ export class NodeStore {
   }
 
   /**
-   * Opens (creating if needed) the database in `location`.
-   * Rejects with `failed_precondition` when another process holds it open.
+   * Opens the database in `location`, creating it if needed unless `createIfMissing` is false.
+   * Rejects with `failed_precondition` when another process holds it open, with `not_found`
+   * when there is no database and `createIfMissing` is false, and with `already_exists`
+   * when there is one and `errorIfExists` is true.
    */
-  static async open(location: string): Promise<NodeStore> {
-    const db = new Level<string, unknown>(location, { valueEncoding: "json" });
+  static async open(location: string, options: OpenStoreOptions = {}): Promise<NodeStore> {
+    const createIfMissing = options.createIfMissing ?? true;
+    const errorIfExists = options.errorIfExists ?? false;
+    // Checked before LevelDB opens: it would create the directory and its LOCK file on the way.
+    if (!createIfMissing && !existsSync(join(location, "CURRENT"))) {
+      throw new VmtreeError("not_found", `there is no store at ${location}`);
+    }
+    const db = new Level<string, unknown>(location, { valueEncoding: "json", createIfMissing, errorIfExists });
     try {
       await db.open();
     } catch (cause) {
-      const locked = String((cause as { cause?: unknown }).cause ?? cause).includes("lock");
-      throw new VmtreeError(
-        locked ? "failed_precondition" : "internal",
-        locked
-          ? `the store at ${location} is in use by another process (is \`vmtree serve\` running on this data directory?)`
-          : `cannot open the store at ${location}`,
-        { cause },
-      );
+      const reason = String((cause as { cause?: unknown }).cause ?? cause);
+      if (reason.includes("lock")) {
+        throw new VmtreeError(
+          "failed_precondition",
+          `the store at ${location} is in use by another process (is \`vmtree serve\` running on this data directory?)`,
+          { cause },
+        );
+      }
+      if (!createIfMissing && /does not exist|No such file/.test(reason)) {
+        throw new VmtreeError("not_found", `there is no store at ${location}`, { cause });
+      }
+      if (errorIfExists && reason.includes("exists")) {
+        throw new VmtreeError("already_exists", `a store already exists at ${location}`, { cause });
+      }
+      throw new VmtreeError("internal", `cannot open the store at ${location}`, { cause });
     }
     return new NodeStore(db);
   }
@@ -47,6 +75,12 @@ export class NodeStore {
    */
   textSection(name: string) {
     return this.db.sublevel<string, string>(name, { valueEncoding: "utf8" });
+  }
+
+  /** True when the database holds no key at all. */
+  async isEmpty(): Promise<boolean> {
+    const keys = await this.db.keys({ limit: 1 }).all();
+    return keys.length === 0;
   }
 
   /** Closes the database; idempotent, a second call returns the same promise. */

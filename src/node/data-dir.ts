@@ -1,7 +1,8 @@
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { VmtreeError } from "../errors.ts";
-import { assertSiteId } from "../pki/site-id.ts";
+import { checkSiteId, parentOf } from "../pki/site-id.ts";
+import { checkListenAddress } from "./address.ts";
 
 /** What `node.json` holds: a node's identity and where it listens and dials. */
 export interface NodeConfig {
@@ -65,9 +66,12 @@ export class DataDir {
         { cause },
       );
     }
-    const config = JSON.parse(text) as NodeConfig;
-    assertSiteId(config.site);
-    return config;
+    return parseNodeConfig(text, this.configFile);
+  }
+
+  /** What to do about a damaged file of this directory. */
+  get remedy(): string {
+    return remedyFor(this.root);
   }
 
   async writeConfig(config: NodeConfig): Promise<void> {
@@ -78,6 +82,83 @@ export class DataDir {
   async exists(): Promise<boolean> {
     return readFile(this.configFile).then(() => true, () => false);
   }
+}
+
+/** What to do about a damaged file of the data directory `root`. */
+export function remedyFor(root: string): string {
+  return `restore ${root} from its backup, or enrol the node again into an empty data directory`;
+}
+
+/**
+ * Parses and checks the text of `node.json` (`file` names it in errors). Every field a
+ * node relies on is checked before anything runs, so a damaged file is refused with the
+ * field and value at fault instead of a node that serves and then fails on every link.
+ * Throws `failed_precondition` naming the file, the field, the value and what to do.
+ */
+export function parseNodeConfig(text: string, file: string): NodeConfig {
+  const root = resolve(file, "..");
+  const refuse = (problem: string): never => {
+    throw new VmtreeError("failed_precondition", `${file} ${problem}; ${remedyFor(root)}`);
+  };
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    refuse(`is not valid JSON (${(cause as Error).message})`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    refuse(`holds ${describe(value)}, expected an object with the fields site, epoch and listen`);
+  }
+  const config = value as Record<string, unknown>;
+  const field = (name: string, expected: string, got: unknown, why?: string): never =>
+    refuse(`field ${name}: expected ${expected}, got ${describe(got)}${why ? ` (${why})` : ""}`);
+  const siteId = (name: string, got: unknown): string => {
+    if (typeof got !== "string") return field(name, "a site id like kz.ala", got);
+    const checked = checkSiteId(got);
+    return checked.ok ? got : field(name, "a site id like kz.ala", got, checked.error.rawMessage);
+  };
+  const address = (name: string, got: unknown, options: { port0: boolean }): string => {
+    const expected = options.port0 ? "HOST:PORT like 127.0.0.1:7443" : "HOST:PORT with a real port, like 127.0.0.1:7443";
+    if (typeof got !== "string") return field(name, expected, got);
+    let port: number;
+    try {
+      port = checkListenAddress(got).port;
+    } catch {
+      return field(name, expected, got);
+    }
+    return port === 0 && !options.port0 ? field(name, expected, got) : got;
+  };
+
+  const site = siteId("site", config.site);
+  const epoch = config.epoch;
+  if (typeof epoch !== "number" || !Number.isSafeInteger(epoch) || epoch < 1) field("epoch", "a positive integer", epoch);
+  address("listen", config.listen, { port0: true });
+  if (config.parent !== undefined) {
+    const parent = config.parent;
+    if (typeof parent !== "object" || parent === null || Array.isArray(parent)) {
+      field("parent", "an object with the fields site and address", parent);
+    }
+    const { site: parentSite, address: parentAddress } = parent as Record<string, unknown>;
+    siteId("parent.site", parentSite);
+    if (parentSite !== parentOf(site)) field("parent.site", `${parentOf(site) ?? "no parent (site is a root id)"}, the parent of ${site}`, parentSite);
+    address("parent.address", parentAddress, { port0: false });
+  }
+  if (config.advertise !== undefined) address("advertise", config.advertise, { port0: false });
+  if (config.storeId !== undefined && (typeof config.storeId !== "string" || !/^[0-9a-f]{32}$/.test(config.storeId))) {
+    field("storeId", "32 hexadecimal digits", config.storeId);
+  }
+  const retention = config.auditRetentionDays;
+  if (retention !== undefined && (typeof retention !== "number" || !Number.isFinite(retention) || retention <= 0)) {
+    field("auditRetentionDays", "a positive number of days", retention);
+  }
+  return config as unknown as NodeConfig;
+}
+
+/** A value as an error message shows it. */
+function describe(value: unknown): string {
+  if (value === undefined) return "nothing (the field is missing)";
+  const json = JSON.stringify(value);
+  return json.length > 80 ? `${json.slice(0, 77)}...` : json;
 }
 
 /**

@@ -147,8 +147,9 @@ async function claimDataDir(path: string): Promise<{ dir: DataDir; undo: () => P
   }
   if (found) {
     if (await dir.exists()) {
-      const existing = await dir.readConfig();
-      throw new VmtreeError("already_exists", `${dir.root} already holds node ${existing.site}; use an empty directory`);
+      // A damaged node.json still means the directory is taken.
+      const existing = await dir.readConfig().then((config) => `node ${config.site}`, () => "a node");
+      throw new VmtreeError("already_exists", `${dir.root} already holds ${existing}; use an empty directory`);
     }
     const entries = await readdir(dir.root);
     if (entries.length > 0) {

@@ -94,7 +94,7 @@ export class VmtreeNode {
   static async open(dataDir: string, options: { logLevel?: LogLevel } = {}): Promise<VmtreeNode> {
     const dir = new DataDir(dataDir);
     let config = await dir.readConfig();
-    const identity = await readIdentity(dir);
+    const identity = await readIdentity(dir, config.site);
     const log = createLogger(config.site, options.logLevel);
     let opened: Awaited<ReturnType<typeof openNodeStore>>;
     try {

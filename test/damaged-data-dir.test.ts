@@ -90,7 +90,7 @@ describe("a damaged data directory is refused before anything is served", () => 
     );
     const empty = await damaged((d) => writeFile(join(d, "node.json"), "null\n"));
     expect(await serveFails(empty)).toBe(
-      `vmtree: [failed_precondition] ${empty}/node.json holds null, expected an object with the fields site, epoch and listen; ${remedy(empty)}`,
+      `vmtree: [failed_precondition] ${empty}/node.json holds null, expected an object with the fields site, epoch, storeId and listen; ${remedy(empty)}`,
     );
     const text = await damaged((d) => writeFile(join(d, "node.json"), "{site: kz}\n"));
     expect(await serveFails(text)).toMatch(new RegExp(`^vmtree: \\[failed_precondition\\] ${text}/node\\.json is not valid JSON \\(Expected property name.*\\); restore ${text} from its backup`));

@@ -29,7 +29,7 @@ const withField = (patch: Record<string, unknown>) => JSON.stringify({ ...GOOD, 
 describe("parseNodeConfig", () => {
   it("accepts a child's and a root's node.json as they are written", () => {
     expect(parseNodeConfig(JSON.stringify(GOOD), FILE)).toEqual(GOOD);
-    const root = { site: "kz", epoch: 1, listen: "127.0.0.1:7443", advertise: "nvms.example.kz:7443", auditRetentionDays: 30, createdAt: "x" };
+    const root = { site: "kz", epoch: 1, storeId: "0".repeat(32), listen: "127.0.0.1:7443", advertise: "nvms.example.kz:7443", auditRetentionDays: 30, createdAt: "x" };
     expect(parseNodeConfig(JSON.stringify(root), FILE)).toEqual(root);
   });
 
@@ -38,8 +38,8 @@ describe("parseNodeConfig", () => {
   });
 
   it("refuses JSON that is not an object", () => {
-    expect(refusal("null")).toBe(`${FILE} holds null, expected an object with the fields site, epoch and listen; ${REMEDY}`);
-    expect(refusal("[1]")).toBe(`${FILE} holds [1], expected an object with the fields site, epoch and listen; ${REMEDY}`);
+    expect(refusal("null")).toBe(`${FILE} holds null, expected an object with the fields site, epoch, storeId and listen; ${REMEDY}`);
+    expect(refusal("[1]")).toBe(`${FILE} holds [1], expected an object with the fields site, epoch, storeId and listen; ${REMEDY}`);
   });
 
   it("refuses a bad site", () => {

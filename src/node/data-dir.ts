@@ -11,9 +11,9 @@ export interface NodeConfig {
   epoch: number;
   /**
    * The random id of this node's store, also held in the store's identity marker
-   * (`store/store-identity.ts`); absent in data directories made before markers.
+   * (`store/store-identity.ts`).
    */
-  storeId?: string;
+  storeId: string;
   /** HOST:PORT to listen on for children. Port 0 picks a free port on first start and keeps it. */
   listen: string;
   parent?: { site: string; address: string };
@@ -107,7 +107,7 @@ export function parseNodeConfig(text: string, file: string): NodeConfig {
     refuse(`is not valid JSON (${(cause as Error).message})`);
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    refuse(`holds ${describe(value)}, expected an object with the fields site, epoch and listen`);
+    refuse(`holds ${describe(value)}, expected an object with the fields site, epoch, storeId and listen`);
   }
   const config = value as Record<string, unknown>;
   const field = (name: string, expected: string, got: unknown, why?: string): never =>
@@ -144,7 +144,7 @@ export function parseNodeConfig(text: string, file: string): NodeConfig {
     address("parent.address", parentAddress, { port0: false });
   }
   if (config.advertise !== undefined) address("advertise", config.advertise, { port0: false });
-  if (config.storeId !== undefined && (typeof config.storeId !== "string" || !/^[0-9a-f]{32}$/.test(config.storeId))) {
+  if (typeof config.storeId !== "string" || !/^[0-9a-f]{32}$/.test(config.storeId)) {
     field("storeId", "32 hexadecimal digits", config.storeId);
   }
   const retention = config.auditRetentionDays;

@@ -93,28 +93,16 @@ export class VmtreeNode {
    */
   static async open(dataDir: string, options: { logLevel?: LogLevel } = {}): Promise<VmtreeNode> {
     const dir = new DataDir(dataDir);
-    let config = await dir.readConfig();
+    const config = await dir.readConfig();
     const identity = await readIdentity(dir, config.site);
-    const log = createLogger(config.site, options.logLevel);
-    let opened: Awaited<ReturnType<typeof openNodeStore>>;
+    let store: NodeStore;
     try {
-      opened = await openNodeStore(dir.dbDir, config);
+      store = await openNodeStore(dir.dbDir, config);
     } catch (error) {
       if (error instanceof StoreIdentityError) throw storeRefusal(dir, config, error.mismatch);
       throw error;
     }
-    if (opened.adopted) {
-      // A store made before identity markers: it now has one, and node.json names it.
-      config = { ...config, storeId: opened.adopted.storeId };
-      try {
-        await dir.writeConfig(config);
-      } catch (error) {
-        await opened.store.close();
-        throw error;
-      }
-      log.info("store identity marker written", { store: dir.dbDir, storeId: opened.adopted.storeId });
-    }
-    return new VmtreeNode(dir, config, identity, opened.store, log);
+    return new VmtreeNode(dir, config, identity, store, createLogger(config.site, options.logLevel));
   }
 
   /** Aborted when `close` gives up on admin work in flight: what has not committed must not. */

@@ -35,8 +35,7 @@ describe("store identity marker", () => {
   it("createNodeStore writes the marker that openNodeStore accepts", async () => {
     const marker = await createNodeStore(location, { site: SITE, epoch: 2, storeId: ID });
     expect(marker).toMatchObject({ site: SITE, epoch: 2, storeId: ID });
-    const { store, adopted } = await openNodeStore(location, { site: SITE, epoch: 2, storeId: ID });
-    expect(adopted).toBeUndefined();
+    const store = await openNodeStore(location, { site: SITE, epoch: 2, storeId: ID });
     expect(await readStoreIdentity(store)).toEqual(marker);
     await store.close();
   });
@@ -62,10 +61,9 @@ describe("store identity marker", () => {
   it("refuses an empty store without a marker", async () => {
     await (await NodeStore.open(location)).close();
     expect(await refusal({ site: SITE, epoch: 1, storeId: ID })).toEqual({ kind: "unmarked" });
-    expect(await refusal({ site: SITE, epoch: 1 })).toEqual({ kind: "unmarked" });
   });
 
-  it("refuses an unmarked store with data when the config names a store id", async () => {
+  it("refuses an unmarked store that holds data", async () => {
     const store = await NodeStore.open(location);
     await store.section<number>("inv-seq").put("x", 1);
     await store.close();
@@ -77,20 +75,6 @@ describe("store identity marker", () => {
     expect(await refusal({ site: "kz.ala.metro-02", epoch: 1, storeId: ID })).toEqual({ kind: "other", found });
     expect(await refusal({ site: SITE, epoch: 2, storeId: ID })).toEqual({ kind: "other", found });
     expect(await refusal({ site: SITE, epoch: 1, storeId: "f".repeat(32) })).toEqual({ kind: "other", found });
-    expect(await refusal({ site: SITE, epoch: 1 })).toEqual({ kind: "other", found });
-  });
-
-  it("adopts a store of an older vmtree (data, no marker, no store id in the config) once", async () => {
-    const legacy = await NodeStore.open(location);
-    await legacy.section<number>("inv-seq").put("x", 1);
-    await legacy.close();
-    const first = await openNodeStore(location, { site: SITE, epoch: 3 });
-    expect(first.adopted).toMatchObject({ site: SITE, epoch: 3 });
-    expect(first.adopted?.storeId).toMatch(/^[0-9a-f]{32}$/);
-    await first.store.close();
-    const again = await openNodeStore(location, { site: SITE, epoch: 3, storeId: first.adopted!.storeId });
-    expect(again.adopted).toBeUndefined();
-    await again.store.close();
   });
 
   it("NodeStore.open with createIfMissing false is not_found and leaves no directory", async () => {

@@ -15,11 +15,11 @@ export interface StoreIdentity {
   createdAt: string;
 }
 
-/** What the node's config says its store must be; `storeId` is absent in data dirs made before markers. */
+/** What the node's config says its store must be. */
 export interface ExpectedStore {
   site: string;
   epoch: number;
-  storeId?: string | undefined;
+  storeId: string;
 }
 
 const SECTION = "store-meta";
@@ -78,14 +78,11 @@ export class StoreIdentityError extends Error {
 
 /**
  * Opens a node's existing store and checks its marker against `expected`. Never creates
- * a store. Resolves with the open store and, when a store of a vmtree older than markers
- * (holding data but no marker, and a config without `storeId`) was adopted, the marker
- * just written, which the caller must record in its config.
- * Rejects with {@link StoreIdentityError} when the store is missing, empty and unmarked,
+ * a store. Rejects with {@link StoreIdentityError} when the store is missing or unmarked,
  * or marked for another site, epoch or store id; with a `VmtreeError` from
  * {@link NodeStore.open} otherwise.
  */
-export async function openNodeStore(location: string, expected: ExpectedStore): Promise<{ store: NodeStore; adopted?: StoreIdentity }> {
+export async function openNodeStore(location: string, expected: ExpectedStore): Promise<NodeStore> {
   let store: NodeStore;
   try {
     store = await NodeStore.open(location, { createIfMissing: false });
@@ -95,16 +92,11 @@ export async function openNodeStore(location: string, expected: ExpectedStore): 
   }
   try {
     const found = await readStoreIdentity(store);
-    if (found === undefined) {
-      if (expected.storeId !== undefined || (await store.isEmpty())) throw new StoreIdentityError({ kind: "unmarked" });
-      const adopted = { site: expected.site, epoch: expected.epoch, storeId: newStoreId(), createdAt: new Date().toISOString() };
-      await writeStoreIdentity(store, adopted);
-      return { store, adopted };
-    }
+    if (found === undefined) throw new StoreIdentityError({ kind: "unmarked" });
     if (found.site !== expected.site || found.epoch !== expected.epoch || found.storeId !== expected.storeId) {
       throw new StoreIdentityError({ kind: "other", found });
     }
-    return { store };
+    return store;
   } catch (error) {
     await store.close();
     throw error;

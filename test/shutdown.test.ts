@@ -68,3 +68,23 @@ describe("SIGTERM during an import", () => {
     expect(outcome.lingeredMs).toBeLessThan(5_000);
   }, 120_000);
 });
+
+describe("SIGTERM while the parent is down", () => {
+  afterAll(async () => {
+    await killAll();
+    await removeTempDirs();
+  });
+
+  it("serve - stops at once while its uplink is still trying to reach the parent", async () => {
+    const kz = await initRoot("kz");
+    await kz.serve();
+    const ast = await joinChild(kz, "kz.ast");
+    await kz.stop();
+    await ast.serve();
+    // Let the uplink start its attempts to reach the stopped parent.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const started = Date.now();
+    await ast.stop();
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+});

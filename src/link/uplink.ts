@@ -153,7 +153,7 @@ export class Uplink {
     const stop = () => session.abort();
     signal.addEventListener("abort", stop, { once: true });
     try {
-      const hello = await this.#hello(client);
+      const hello = await this.#hello(client, signal);
       this.#backoff.reset();
       this.#state.lastError = "";
       this.#setState("connected");
@@ -184,27 +184,32 @@ export class Uplink {
     }
   }
 
-  #hello(client: ParentServiceClient): Promise<HelloResponse> {
-    return new Promise((resolve, reject) => {
-      const deadline = Date.now() + CONNECT_TIMEOUT_MS;
-      client.waitForReady(deadline, (error) => {
-        if (error) {
-          const { parentSite, address } = this.#options;
-          return reject(new VmtreeError(
-            "unavailable",
-            `cannot reach parent ${parentSite} at ${address}: ${error.message}; check that it runs, that the address is right and that the node there is ${parentSite}`,
-          ));
-        }
-        void this.#options.acks.pending().then((pending) => {
-          client.hello({ epoch: this.#options.epoch, pending }, new Metadata(), { deadline }, (callError, response) => {
-            if (callError || !response) reject(fromServiceError(callError));
-            else if (response.parent_site !== this.#options.parentSite) {
-              reject(new VmtreeError("permission_denied", `expected parent ${this.#options.parentSite}, reached ${response.parent_site}`));
-            } else resolve(response);
-          });
-        }, reject);
+  /**
+   * Says hello once the parent is reachable, within the connect timeout. The call itself
+   * waits for the channel (not `waitForReady` on the client, whose timer outlives a closed
+   * channel and would hold the process after a stop), and `signal` cancels it.
+   */
+  async #hello(client: ParentServiceClient, signal: AbortSignal): Promise<HelloResponse> {
+    const { parentSite, address, epoch } = this.#options;
+    const pending = await this.#options.acks.pending();
+    const response = await new Promise<HelloResponse>((resolve, reject) => {
+      const options = { deadline: Date.now() + CONNECT_TIMEOUT_MS, waitForReady: true };
+      const call = client.hello({ epoch, pending }, new Metadata(), options, (error, reply) => {
+        signal.removeEventListener("abort", cancel);
+        if (reply && !error) return resolve(reply);
+        const failure = fromServiceError(error);
+        if (failure.code !== "unavailable" && failure.code !== "deadline_exceeded") return reject(failure);
+        reject(new VmtreeError(
+          "unavailable",
+          `cannot reach parent ${parentSite} at ${address}: ${failure.rawMessage}; check that it runs, that the address is right and that the node there is ${parentSite}`,
+          { cause: failure },
+        ));
       });
+      const cancel = () => call.cancel();
+      signal.addEventListener("abort", cancel, { once: true });
     });
+    if (response.parent_site !== parentSite) throw new VmtreeError("permission_denied", `expected parent ${parentSite}, reached ${response.parent_site}`);
+    return response;
   }
 
   /** Folds the ended session's counts into the totals and marks the link down. */

@@ -216,6 +216,8 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
       const ops: BatchOp[] = [];
       let stored = 0;
       const receivedMs = Date.now();
+      /** Per chain, the key of the last entry stored from this batch: where its receipt mark goes. */
+      const receiptMarks = new Map<string, string>();
       const checked = new Set<string>();
       for (const entry of entries) {
         if (quarantined.has(entry.origin)) continue;
@@ -256,7 +258,8 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
           // Where the old epoch ended, in this node's own chain: a later deletion of its tail shows.
           notes.push({ actor, action: "audit.epoch", target: entry.origin, result: "ok", details: { epoch: head.epoch, last_seq: head.seq, last_hash: head.hash } });
         }
-        ops.push(put(this.#entries, key, entry), put(this.#received, key, receivedMs));
+        ops.push(put(this.#entries, key, entry));
+        receiptMarks.set(`${entry.origin}|${entry.epoch}`, key);
         staged.set(key, entry);
         // An accepted break stays pending until the entry it names has come.
         const pending = verdict !== "reanchor" && head?.reanchorAt ? { reanchorAt: head.reanchorAt } : {};
@@ -264,6 +267,7 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
         stored += 1;
       }
       for (const head of heads.values()) ops.push(put(this.#heads, head.origin, head));
+      for (const key of receiptMarks.values()) ops.push(put(this.#received, key, receivedMs));
       // Alarms and records of bases and epoch ends go in the same batch as what they describe.
       if (notes.length > 0) ops.push(...(await this.#ownEntries(notes)).ops);
       if (ops.length > 0) await this.#store.db.batch(ops, { sync: true });
@@ -536,6 +540,23 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
   }
 
   /**
+   * When this node received a relayed entry, for keys read in ascending order: ingest puts
+   * one receipt mark per chain and batch, at the batch's last entry of that chain, so an
+   * entry's receipt is the first mark at or after its key in its chain (0 when none).
+   * One seek per mark, not per entry.
+   */
+  #receiptReader(): (key: string) => Promise<number> {
+    let mark: { chain: string; key: string; ms: number } | undefined;
+    return async (key) => {
+      if (mark && key <= mark.key && key.startsWith(mark.chain)) return mark.ms;
+      const chain = key.slice(0, key.lastIndexOf("|") + 1);
+      const [found] = await this.#received.iterator({ gte: key, lt: `${chain}~`, limit: 1 }).all();
+      mark = found ? { chain, key: found[0], ms: found[1] } : undefined;
+      return mark?.ms ?? 0;
+    };
+  }
+
+  /**
    * Deletes entries older than `retentionMs` that the parent has acknowledged (every
    * entry of an epoch before the acknowledged one, and the acknowledged epoch up to its
    * head); a root, with no parent, keeps at least seven years. An entry relayed from the
@@ -558,16 +579,17 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
       const pruned = new Map<string, { origin: string; epoch: number; from: number; to: number; last: AuditEntry }>();
       let blocked = "";
       let deleted = 0;
+      const receipt = this.#receiptReader();
       for await (const entry of this.#entries.values()) {
         const chainId = `${entry.origin}|${entry.epoch}`;
         // Only a prefix of each chain may go: stop at the first entry that must stay.
         if (blocked === chainId) continue;
         const key = entryKey(entry.origin, entry.epoch, entry.seq);
-        if (entry.time_ms >= cutoff || !covered(entry) || (entry.origin !== this.#site && ((await this.#received.get(key)) ?? 0) >= cutoff)) {
+        if (entry.time_ms >= cutoff || !covered(entry) || (entry.origin !== this.#site && (await receipt(key)) >= cutoff)) {
           blocked = chainId;
           continue;
         }
-        ops.push(del(this.#entries, key), del(this.#received, key));
+        ops.push(del(this.#entries, key));
         deleted += 1;
         const run = pruned.get(chainId);
         if (run) Object.assign(run, { to: entry.seq, last: entry });
@@ -579,6 +601,10 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
         const base: ChainBase = { origin: run.origin, epoch: run.epoch, seq: run.to + 1, prev_hash: run.last.hash, why: "pruned" };
         // The base of an earlier prune now stands before the chain's start.
         ops.push(del(this.#bases, entryKey(run.origin, run.epoch, run.from)));
+        // Receipt marks at or before the last deleted entry cover deleted entries only.
+        for await (const key of this.#received.keys({ gte: entryKey(run.origin, run.epoch, 0), lte: entryKey(run.origin, run.epoch, run.to) })) {
+          ops.push(del(this.#received, key));
+        }
         ops.push(put(this.#bases, entryKey(run.origin, run.epoch, run.to + 1), base));
         notes.push({
           actor: options.actor,

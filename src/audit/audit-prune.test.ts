@@ -295,8 +295,11 @@ describe("AuditLog.prune", () => {
     await log.saveAnchors([anchor(relayed[3]!)]);
     expect(await log.prune({ nowMs: NOW + 2 * DAY_MS, retentionMs: DAY_MS, isRoot: false, actor: ADMIN })).toBe(3);
     expect(await seqs("kz.ala")).toEqual([4]);
+    // One receipt mark per chain and batch, at its last entry; the first batch's went with it.
+    expect(await store.section<number>("audit-received").iterator().all()).toEqual([["kz.ala|0000000001|0000000000000004", NOW + 2 * DAY_MS]]);
     expect(await log.prune({ nowMs: NOW + 3 * DAY_MS + 1, retentionMs: DAY_MS, isRoot: false, actor: ADMIN })).toBe(1);
     expect(await seqs("kz.ala")).toEqual([]);
+    expect(await store.section<number>("audit-received").keys().all()).toEqual([]);
     expect((await log.verify()).map((r) => [r.origin, r.ok])).toEqual([["kz", true], ["kz.ala", true]]);
   });
 });

@@ -3,7 +3,8 @@
  * command its own OS process driven through the `vmtree` CLI. It enrols the tree, imports
  * three site inventories, shows the national view, takes a region down while one of its
  * sites keeps changing its inventory, brings the region back and checks that the national
- * view converges with exactly the changes made during the outage.
+ * view converges with exactly the changes made during the outage. Last, the national node
+ * verifies the audit chain of every node of the tree, the outage's offline import among them.
  */
 import { resolve } from "node:path";
 import { writeChangedInventory, type InventoryChange } from "./demo/akimat-change.ts";
@@ -30,7 +31,9 @@ const OUTAGE = { region: "kz.ast", ...SITES[1]! };
 const EXPECTED_RESENT = 3;
 const TIME_BUDGET_MS = 120_000;
 const WAIT_MS = 30_000;
-const STEPS = 7;
+const STEPS = 8;
+/** Every node of the tree records its own audit chain, and the national node holds them all. */
+const NODES = 1 + REGIONS.length + SITES.length;
 
 const CHECKS = {
   tree: "tree enrolled",
@@ -39,6 +42,7 @@ const CHECKS = {
   autonomy: "site works on its own during the outage",
   convergence: "convergence after the outage",
   resent: `exactly ${EXPECTED_RESENT} changes re-sent`,
+  audit: "audit chains verified at national",
   time: "within two minutes",
 } as const;
 
@@ -126,6 +130,7 @@ async function runScenario(demo: Demo): Promise<void> {
   const before = await showNationalView(demo);
   const change = await runOutage(demo, before);
   await reconnect(demo, before, change);
+  await verifyNationalAudit(demo);
 }
 
 /**
@@ -236,7 +241,40 @@ async function reconnect(demo: Demo, before: SiteCamera[], { change, sentBefore 
   checks.record("resent", sentAfter - sentBefore === EXPECTED_RESENT, `parent.sent ${sentBefore} before, ${sentAfter} after: ${sentAfter - sentBefore}`);
 }
 
-/** Step 7, first half: stops every node and says how each one ended. */
+/**
+ * Step 7: the national node holds the audit log of every node (R-6.4): each chain verified
+ * entry by entry, and the record of the import made during the outage arrived like the
+ * cameras did, hop by hop.
+ */
+async function verifyNationalAudit(demo: Demo): Promise<void> {
+  const { cluster, checks, out, signal } = demo;
+  out.step(7, `Audit: every node's log at ${ROOT}, verified`);
+  const national = cluster.node(ROOT);
+  const imports = await waitFor(
+    async () => {
+      const entries = await national.listAudit(OUTAGE.site, "inventory.import");
+      return entries.length >= 2 ? entries : undefined;
+    },
+    { what: `${OUTAGE.site}'s offline import in the audit log at ${ROOT}`, timeoutMs: WAIT_MS, signal },
+  );
+  const offline = imports.at(-1)!;
+  out.line(`${OUTAGE.site}'s import during the outage, as recorded at ${ROOT}:`);
+  out.lines([`${offline.time}  ${offline.origin} #${offline.seq}  ${offline.actor}  ${offline.action}  ${offline.result}  ${JSON.stringify(offline.details)}`], 2);
+  out.line();
+  out.line(`$ vmtree audit verify --data ${shown(national.dataDir)}`);
+  const chains = await national.verifyAudit();
+  const rows = chains.map((c) => [c.origin, String(c.epoch), String(c.entries), `${c.firstSeq}..${c.lastSeq}`, `${c.headHash.slice(0, 16)}…`, c.ok && !c.quarantined ? "OK" : `BAD at ${c.badSeq}: ${c.reason ?? c.quarantined}`]);
+  out.lines(formatTable(["ORIGIN", "EPOCH", "ENTRIES", "SEQ", "HEAD", "VERIFIED"], rows, ["left", "right", "right", "right"]));
+  const verified = chains.filter((c) => c.ok && !c.quarantined).length;
+  const origins = new Set(chains.map((c) => c.origin)).size;
+  checks.record(
+    "audit",
+    origins === NODES && verified === chains.length,
+    `${verified} of ${chains.length} chains OK, ${origins} of ${NODES} nodes; the offline import (${offline.result}) among them`,
+  );
+}
+
+/** Step 8, first half: stops every node and says how each one ended. */
 async function stopAll(cluster: Cluster, out: Output): Promise<void> {
   for (const { site, how } of await cluster.close()) out.line(`${site.padEnd(16)} ${how}`);
 }

@@ -2,16 +2,22 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, createWriteStream, openSync } from "node:fs";
 import { createInterface, type Interface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { statusJson } from "../../src/cli/format.ts";
+import type { auditEntryJson, chainJson, statusJson } from "../../src/cli/format.ts";
 import type { Camera } from "../../src/inventory/camera.ts";
 import { REPO_ROOT, shown, VMTREE_BIN } from "./paths.ts";
-import { runVmtree } from "./run-vmtree.ts";
+import { runVmtree, VmtreeCommandError } from "./run-vmtree.ts";
 
 /** One camera as `vmtree cameras list --json` prints it. */
 export type SiteCamera = Camera & { site: string };
 
 /** What `vmtree status --json` prints. */
 export type NodeStatus = ReturnType<typeof statusJson>;
+
+/** One chain of `vmtree audit verify --json`. */
+export type AuditChain = ReturnType<typeof chainJson>;
+
+/** One entry of `vmtree audit list --json`. */
+export type AuditEntry = ReturnType<typeof auditEntryJson>;
 
 /**
  * Where a demo node is in its life: `new` (no data directory), `enrolled` (init or join
@@ -106,6 +112,21 @@ export class DemoNode {
   /** `vmtree status --json`. */
   async status(): Promise<NodeStatus> {
     return JSON.parse(await this.#vmtree(["status", "--data", this.dataDir, "--json"])) as NodeStatus;
+  }
+
+  /** `vmtree audit verify --json`: every audit chain this node holds; exit 1 (a bad chain) is an answer too. */
+  async verifyAudit(): Promise<AuditChain[]> {
+    const args = ["audit", "verify", "--data", this.dataDir, "--json"];
+    const stdout = await this.#vmtree(args).catch((error: unknown) => {
+      if (error instanceof VmtreeCommandError && error.exitCode === 1 && error.stdout.trim().startsWith("[")) return error.stdout;
+      throw error;
+    });
+    return JSON.parse(stdout) as AuditChain[];
+  }
+
+  /** `vmtree audit list --json --site SITE --action ACTION`. */
+  async listAudit(site: string, action: string): Promise<AuditEntry[]> {
+    return JSON.parse(await this.#vmtree(["audit", "list", "--data", this.dataDir, "--json", "--site", site, "--action", action])) as AuditEntry[];
   }
 
   /** `vmtree status`, as an operator reads it. */

@@ -9,6 +9,7 @@ export class VmtreeCommandError extends Error {
     readonly args: readonly string[],
     readonly exitCode: number | string | null,
     readonly stderr: string,
+    readonly stdout = "",
   ) {
     super(`\`vmtree ${args.join(" ")}\` failed (exit ${exitCode ?? "?"})${stderr.trim() ? `: ${stderr.trim()}` : ""}`);
     this.name = "VmtreeCommandError";
@@ -30,7 +31,7 @@ export function runVmtree(args: readonly string[], signal: AbortSignal, timeoutM
         if (!error) return resolve(stdout);
         if (signal.aborted) return reject(signal.reason);
         const exit = error.killed ? `killed after ${timeoutMs} ms` : (error.code ?? null);
-        reject(new VmtreeCommandError(args, exit, stderr));
+        reject(new VmtreeCommandError(args, exit, stderr, stdout));
       },
     );
   });

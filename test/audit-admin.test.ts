@@ -1,6 +1,8 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { VmtreeError } from "../src/errors.ts";
+import { connectAdmin } from "../src/node/admin-client.ts";
 import { killAll, removeTempDirs } from "./support/processes.ts";
 import { initRoot, type TestNode } from "./support/tree.ts";
 
@@ -20,15 +22,18 @@ describe("audit - what the admin commands record (node stopped, store opened dir
   });
 
   it.each([
-    [["--actor", "node"], 'actor "node" is one vmtree records itself; name a user like user:NAME'],
-    [["--actor", "site:kz.ala"], 'actor "site:kz.ala" is one vmtree records itself; name a user like user:NAME'],
-    [["--actor", "peer:127.0.0.1:5000"], 'actor "peer:127.0.0.1:5000" is one vmtree records itself; name a user like user:NAME'],
+    [["--actor", "node"], 'actor "node" is not one a caller may name; name a user like user:NAME'],
+    [["--actor", "site:kz.ala"], 'actor "site:kz.ala" is not one a caller may name; name a user like user:NAME'],
+    [["--actor", "peer:127.0.0.1:5000"], 'actor "peer:127.0.0.1:5000" is not one a caller may name; name a user like user:NAME'],
+    [["--actor", "user:ev\u001b[2Jil"], 'actor "user:ev\\u001b[2Jil" is not one a caller may name; name a user like user:NAME'],
+    [["--target", "t\u001b[31mRED\r"], 'the target holds control characters: "t\\u001b[31mRED\\r"'],
+    [["--details", `{"a":${"[".repeat(40)}${"]".repeat(40)}}`], "details must be a JSON object of at most 16 KiB, nested at most 32 deep"],
     [["--action", "audit.quarantine"], "action audit.quarantine is one vmtree records itself; use a group of your own, like vms.quarantine"],
     [["--action", "link.connect"], "action link.connect is one vmtree records itself; use a group of your own, like vms.connect"],
   ])("audit record - refuses %j, which only vmtree records", async (flags, message) => {
-    const args = { "--actor": "user:operator", "--action": "vms.view_live", [flags[0]!]: flags[1]! };
+    const args = { "--actor": "user:operator", "--action": "vms.view_live", "--target": "kz", [flags[0]!]: flags[1]! };
     const before = (await kz.status()).audit.own;
-    const result = await kz.cli(["audit", "record", "--target", "kz", ...Object.entries(args).flat()]);
+    const result = await kz.cli(["audit", "record", ...Object.entries(args).flat()]);
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(`vmtree: [invalid_argument] ${message}\n`);
     // Only the status read itself was recorded in between.
@@ -72,5 +77,26 @@ describe("audit - what the admin commands record (node stopped, store opened dir
     expect(String(entry!.details.error)).toContain('field codec: expected one of');
     expect(String(entry!.details.error)).toContain('got "rtsp://127.0.0.1/s"');
     expect(JSON.stringify(entry)).not.toContain("TopS3cret");
+  });
+});
+
+describe("admin socket - the identity a caller names", () => {
+  afterAll(async () => {
+    await killAll();
+    await removeTempDirs();
+  });
+
+  it.each(["node", "site:kz.ala", "peer:127.0.0.1:1"])("admin socket - refuses a caller naming itself %j", async (actor) => {
+    const kz = await initRoot("kz");
+    await kz.serve();
+    const admin = await connectAdmin(kz.dir, actor);
+    try {
+      const error = await admin.getStatus({}).then(() => undefined, (reason: unknown) => reason);
+      expect(error).toBeInstanceOf(VmtreeError);
+      expect((error as VmtreeError).code).toBe("invalid_argument");
+      expect(await kz.auditList(["--action", "node.status"])).toEqual([]);
+    } finally {
+      await admin.close();
+    }
   });
 });

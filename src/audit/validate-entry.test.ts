@@ -120,6 +120,16 @@ describe("validateAuditBatch", () => {
     expect(error.message).toBe(`[invalid_argument] invalid audit entry details: ${JSON.stringify(`${details}…`)}`);
   });
 
+  it("validateAuditBatch - accepts details nested 32 deep and refuses 33, before parsing them", () => {
+    const nested = (depth: number) => `{"a":${"[".repeat(depth - 1)}1${"]".repeat(depth - 1)}}`;
+    expect(() => validateAuditBatch([entry({ details: nested(32) })], "kz.ala")).not.toThrow();
+    expect(refusal([entry({ details: nested(33) })]).message).toBe(`[invalid_argument] invalid audit entry details: "{\\"a\\":${"[".repeat(27)}…"`);
+    // Deep enough to overflow JSON.parse's recursion elsewhere, yet within the size limit.
+    expect(refusal([entry({ details: nested(5000).slice(0, 16_000) })]).code).toBe("invalid_argument");
+    // Brackets inside strings do not count.
+    expect(() => validateAuditBatch([entry({ details: JSON.stringify({ note: "[".repeat(100), q: '\\"[' }) })], "kz.ala")).not.toThrow();
+  });
+
   it("validateAuditBatch - refuses a time_ms beyond what a Date holds", () => {
     expect(() => validateAuditBatch([entry({ time_ms: 8.64e15 })], "kz.ala")).not.toThrow();
     const error = refusal([entry({ time_ms: 8.64e15 + 1 })]);

@@ -32,20 +32,44 @@ export function validateAuditBatch(entries: readonly AuditEntry[], childSite: st
     for (const field of ["actor", "action", "target", "result"] as const) {
       if (entry[field].length > MAX_FIELD) invalid(field, `${entry[field].slice(0, 32)}…`);
     }
-    if (entry.details.length > MAX_DETAILS || !isJsonObject(entry.details)) invalid("details", `${entry.details.slice(0, 32)}…`);
+    if (entry.details.length > MAX_DETAILS || !isDetailsObject(entry.details)) invalid("details", `${entry.details.slice(0, 32)}…`);
     if (!HASH.test(entry.hash)) invalid("hash", entry.hash.slice(0, 80));
     if (!HASH.test(entry.prev_hash)) invalid("prev_hash", entry.prev_hash.slice(0, 80));
   }
 }
 
-/** Every ancestor prints `details` as an object, so anything else would break its listings. */
-function isJsonObject(text: string): boolean {
+/** How deeply `details` may nest: every ancestor parses it, and a deep one would overflow the stack. */
+export const MAX_DETAILS_DEPTH = 32;
+
+/**
+ * Whether `text` is what every ancestor can list as an entry's details: a JSON object
+ * nested at most {@link MAX_DETAILS_DEPTH} deep. The depth is counted before parsing.
+ */
+export function isDetailsObject(text: string): boolean {
+  if (!nestsWithin(text, MAX_DETAILS_DEPTH)) return false;
   try {
     const value: unknown = JSON.parse(text);
     return typeof value === "object" && value !== null && !Array.isArray(value);
   } catch {
     return false;
   }
+}
+
+/** Counts `{` and `[` outside strings; malformed text is left for JSON.parse to refuse. */
+function nestsWithin(text: string, maxDepth: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > maxDepth) return false;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return true;
 }
 
 function invalid(field: string, value: unknown): never {

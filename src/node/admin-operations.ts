@@ -2,6 +2,7 @@ import type { ChainReport, Quarantine } from "../audit/audit-log.ts";
 import { VmtreeError } from "../errors.ts";
 import type { GetStatusResponse, LinkStatus } from "../gen/vmtree/v1/admin.ts";
 import type { AuditEntry } from "../gen/vmtree/v1/audit.ts";
+import { isDetailsObject, MAX_DETAILS_DEPTH } from "../audit/validate-entry.ts";
 import { parseInventory } from "../inventory/parse-inventory.ts";
 import { DEFAULT_INVITE_TTL_MS } from "../pki/invitations.ts";
 import { assertSiteId } from "../pki/site-id.ts";
@@ -99,10 +100,7 @@ export class AdminOperations {
    * an epoch end or a link event in the log.
    */
   async recordAudit(event: { actor: string; action: string; target: string; result: string; details: string }): Promise<AuditEntry> {
-    checkActor(event.actor);
-    if (event.actor === "node" || RESERVED_ACTOR_KINDS.has(event.actor.slice(0, event.actor.indexOf(":")))) {
-      throw new VmtreeError("invalid_argument", `actor ${JSON.stringify(event.actor.slice(0, 80))} is one vmtree records itself; name a user like user:NAME`);
-    }
+    assertCallerActor(event.actor);
     if (!/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/.test(event.action) || event.action.length > 64) {
       throw new VmtreeError("invalid_argument", `expected an action like vms.view_live, got ${JSON.stringify(event.action.slice(0, 80))}`);
     }
@@ -113,18 +111,12 @@ export class AdminOperations {
       throw new VmtreeError("invalid_argument", `expected result ok, refused or failed, got ${JSON.stringify(event.result.slice(0, 80))}`);
     }
     if (event.target.length > 512) throw new VmtreeError("invalid_argument", "the target is longer than 512 characters");
-    let details: unknown = {};
-    if (event.details !== "") {
-      try {
-        details = JSON.parse(event.details);
-      } catch {
-        throw new VmtreeError("invalid_argument", "details must be a JSON object");
-      }
+    if (CONTROL.test(event.target)) throw new VmtreeError("invalid_argument", `the target holds control characters: ${JSON.stringify(event.target.slice(0, 80))}`);
+    const details = event.details === "" ? "{}" : event.details;
+    if (details.length > 16_384 || !isDetailsObject(details)) {
+      throw new VmtreeError("invalid_argument", `details must be a JSON object of at most 16 KiB, nested at most ${MAX_DETAILS_DEPTH} deep`);
     }
-    if (typeof details !== "object" || details === null || Array.isArray(details) || event.details.length > 16_384) {
-      throw new VmtreeError("invalid_argument", "details must be a JSON object of at most 16 KiB");
-    }
-    return this.#node.audit.append({ ...event, result: event.result, details: details as Record<string, unknown> });
+    return this.#node.audit.append({ ...event, result: event.result, details: JSON.parse(details) as Record<string, unknown> });
   }
 
   /**
@@ -274,6 +266,20 @@ const RESERVED_ACTION_GROUPS = new Set(["audit", "call", "enrolment", "inventory
 export function scrubCredentials(text: string): string {
   return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s"'<>]*@/gi, "$1");
 }
+
+/**
+ * Checks an actor named by a caller of the admin API (its identity, or the user it records
+ * for): a user-like name without control characters, not one of the actors vmtree itself records.
+ */
+export function assertCallerActor(actor: string): void {
+  checkActor(actor);
+  if (actor === "node" || RESERVED_ACTOR_KINDS.has(actor.slice(0, actor.indexOf(":"))) || CONTROL.test(actor)) {
+    throw new VmtreeError("invalid_argument", `actor ${JSON.stringify(actor.slice(0, 80))} is not one a caller may name; name a user like user:NAME`);
+  }
+}
+
+// C0 and C1 controls, DEL, and the bidirectional overrides that make text read other than it is.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
 function checkActor(actor: string): void {
   if (!ACTOR.test(actor)) throw new VmtreeError("invalid_argument", `expected an actor like user:NAME, got ${JSON.stringify(actor.slice(0, 80))}`);

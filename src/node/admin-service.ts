@@ -2,7 +2,7 @@ import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } fro
 import type { AdminServiceServer } from "../gen/vmtree/v1/admin.ts";
 import { toServiceError } from "../link/status.ts";
 import { ADMIN_METHODS, createAdminHandlers } from "./admin-handlers.ts";
-import type { AdminOperations } from "./admin-operations.ts";
+import { assertCallerActor, type AdminOperations } from "./admin-operations.ts";
 
 /** The metadata key naming who acts, recorded in the audit log. */
 export const ACTOR_METADATA_KEY = "vmtree-actor";
@@ -19,7 +19,8 @@ export function createAdminService(operations: AdminOperations): AdminServiceSer
       const claimed = call.metadata.get(ACTOR_METADATA_KEY)[0];
       const actor = typeof claimed === "string" ? claimed : "user:unknown";
       const handler = createAdminHandlers(operations, actor)[method] as (request: unknown) => Promise<unknown>;
-      handler(call.request).then(
+      // A caller may not pass itself off as the node or as another site in the audit log.
+      Promise.resolve().then(() => assertCallerActor(actor)).then(() => handler(call.request)).then(
         (response) => callback(null, response),
         (reason: unknown) => callback(toServiceError(reason)),
       );

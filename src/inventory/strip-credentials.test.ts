@@ -103,6 +103,13 @@ describe("stripCredentials - credential parameters", () => {
     ["rtsp://127.0.0.1/live;user=admin;password=Ff9/ch1?channel=2", "rtsp://127.0.0.1/live/ch1?channel=2"],
     ["rtsp://127.0.0.1/live;transport=tcp;pwd=1", "rtsp://127.0.0.1/live;transport=tcp"],
     ["rtsp://127.0.0.1/x?pass%77ord=1", "rtsp://127.0.0.1/x"],
+    ["rtsp://127.0.0.1/stream1#password=hunter2", "rtsp://127.0.0.1/stream1#password="],
+    ["rtsp://127.0.0.1/user=admin_password=hunter2_channel=1_stream=0.sdp", "rtsp://127.0.0.1/user=_password=_channel=1_stream=0.sdp"],
+    ["http://127.0.0.1/videostream.cgi?loginuse=admin&loginpas=hunter2&res=0", "http://127.0.0.1/videostream.cgi?res=0"],
+    ["rtsp://127.0.0.1/x?pw=hunter2", "rtsp://127.0.0.1/x"],
+    ["rtsp://127.0.0.1/x?psw=hunter2&cred=c", "rtsp://127.0.0.1/x"],
+    ["rtsp://127.0.0.1/x?a=1;password=hunter2", "rtsp://127.0.0.1/x?a=1;password="],
+    ["rtsp://127.0.0.1/live/password/hunter2/ch1", "rtsp://127.0.0.1/live/password//ch1"],
   ])("stripCredentials - removes the credential parameters of %s", (url, expected) => {
     expect(stripCredentials(url)).toBe(expected);
   });

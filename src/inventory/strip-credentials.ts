@@ -9,8 +9,8 @@ const HOST_THEN_END = new RegExp(`^${HOST}$`);
  * `.`: exact names, and names that contain a word only credentials use (`api_key`,
  * `X-Auth-Token`, `access_key`, `passwd`, `client_secret`...).
  */
-const CREDENTIAL_NAMES: ReadonlySet<string> = new Set(["user", "username", "login", "pass", "pwd", "key", "sig", "signature"]);
-const CREDENTIAL_WORDS = /passw|passphrase|secret|token|auth|apikey|accesskey|credential|session/;
+const CREDENTIAL_NAMES: ReadonlySet<string> = new Set(["user", "username", "login", "loginuse", "pass", "pas", "pw", "psw", "pwd", "cred", "key", "sig", "signature"]);
+const CREDENTIAL_WORDS = /passw|passphrase|loginpas|secret|token|auth|apikey|accesskey|credential|session/;
 
 function isCredentialName(name: string): boolean {
   const plain = name.toLowerCase().replace(/[-_.]/g, "");
@@ -47,7 +47,25 @@ function isCredentialName(name: string): boolean {
 export function stripCredentials(url: string): string {
   const scheme = SCHEME.exec(url)?.[0] ?? "";
   const rest = withoutCredentialParams(url.slice(scheme.length));
-  return scheme + withoutPathCredentials(withoutCredentialParams(rest.slice(userinfoLength(rest))));
+  return scheme + withoutInlineCredentials(withoutPathCredentials(withoutCredentialParams(rest.slice(userinfoLength(rest)))));
+}
+
+/**
+ * What the structured rules cannot see: `name=value` pairs anywhere (in the fragment,
+ * after `;` in the query, in path-style URLs like `/user=admin_password=x_channel=1.sdp`)
+ * lose their value, and a path segment named like a credential loses the segment after it
+ * (`/password/x`).
+ */
+function withoutInlineCredentials(rest: string): string {
+  const pairs = rest.replace(/(^|[^A-Za-z0-9])([A-Za-z][A-Za-z0-9.-]*)=([^&;/?#_]*)/g, (pair: string, before: string, name: string) =>
+    isCredentialName(decodedName(name)) ? `${before}${name}=` : pair,
+  );
+  const pathEnd = pairs.search(/[?#]/);
+  const path = pathEnd === -1 ? pairs : pairs.slice(0, pathEnd);
+  // The first segment is the host.
+  const segments = path.split("/");
+  for (let i = 1; i < segments.length - 1; i++) if (isCredentialName(decodedName(segments[i]!))) segments[i + 1] = "";
+  return segments.join("/") + pairs.slice(path.length);
 }
 
 // `;name=value` parameters in the path (RTSP servers accept them); the query is already clean.

@@ -525,18 +525,35 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
 
   /** Entries matching `query`, oldest first per origin. */
   async list(query: AuditQuery = {}): Promise<AuditEntry[]> {
-    const result: AuditEntry[] = [];
+    return (await this.listCounted(query)).entries;
+  }
+
+  /**
+   * Like {@link list}, and how many stored values it passed over because they cannot be
+   * read or do not say what their key says (verify reports each of them): one bad value
+   * never makes the listing fail. A bad value counts only where the filters cannot judge
+   * it without its content: within the site asked for, before the limit is reached.
+   */
+  async listCounted(query: AuditQuery = {}): Promise<{ entries: AuditEntry[]; skipped: number }> {
+    const entries: AuditEntry[] = [];
+    let skipped = 0;
     const limit = query.limit ?? 10_000;
-    for await (const entry of this.#entries.values()) {
-      if (query.site !== undefined && !isInSubtree(entry.origin, query.site)) continue;
+    for await (const stored of this.#read()) {
+      // Go by the key: a value says what it likes about itself.
+      if (query.site !== undefined && !isInSubtree(stored.origin, query.site)) continue;
+      const { entry } = stored;
+      if (!entry || !saysItsKey(stored)) {
+        skipped += 1;
+        continue;
+      }
       if (query.sinceMs !== undefined && entry.time_ms < query.sinceMs) continue;
       if (query.untilMs !== undefined && entry.time_ms > query.untilMs) continue;
       if (query.actor !== undefined && entry.actor !== query.actor) continue;
       if (query.action !== undefined && entry.action !== query.action && !entry.action.startsWith(`${query.action}.`)) continue;
-      result.push(entry);
-      if (result.length >= limit) break;
+      entries.push(entry);
+      if (entries.length >= limit) break;
     }
-    return result;
+    return { entries, skipped };
   }
 
   /**
@@ -580,18 +597,25 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
       let blocked = "";
       let deleted = 0;
       const receipt = this.#receiptReader();
-      for await (const entry of this.#entries.values()) {
-        const chainId = `${entry.origin}|${entry.epoch}`;
+      // By key, read tolerantly: a value that cannot be read, or that says it stands elsewhere,
+      // stays with everything after it in its chain (verify reports it), and so does whatever
+      // follows a gap in the keys, so that each chain's record names exactly what went.
+      for await (const stored of this.#read()) {
+        const chainId = `${stored.origin}|${stored.epoch}`;
         // Only a prefix of each chain may go: stop at the first entry that must stay.
         if (blocked === chainId) continue;
-        const key = entryKey(entry.origin, entry.epoch, entry.seq);
-        if (entry.time_ms >= cutoff || !covered(entry) || (entry.origin !== this.#site && (await receipt(key)) >= cutoff)) {
+        const { entry } = stored;
+        const run = pruned.get(chainId);
+        const key = entryKey(stored.origin, stored.epoch, stored.seq);
+        if (
+          !entry || !saysItsKey(stored) || (run !== undefined && stored.seq !== run.to + 1) ||
+          entry.time_ms >= cutoff || !covered(entry) || (entry.origin !== this.#site && (await receipt(key)) >= cutoff)
+        ) {
           blocked = chainId;
           continue;
         }
         ops.push(del(this.#entries, key));
         deleted += 1;
-        const run = pruned.get(chainId);
         if (run) Object.assign(run, { to: entry.seq, last: entry });
         else pruned.set(chainId, { origin: entry.origin, epoch: entry.epoch, from: entry.seq, to: entry.seq, last: entry });
       }
@@ -638,6 +662,12 @@ function del(sublevel: object, key: string): BatchOp {
 function keyPosition(key: string): { origin: string; epoch: number; seq: number } | undefined {
   const match = /^(.+)\|(\d{10})\|(\d{16})$/.exec(key);
   return match ? { origin: match[1]!, epoch: Number(match[2]), seq: Number(match[3]) } : undefined;
+}
+
+/** Whether a stored entry's value names the position its key gives it. */
+function saysItsKey(stored: StoredEntry): boolean {
+  const { entry } = stored;
+  return entry !== undefined && entry.origin === stored.origin && entry.epoch === stored.epoch && entry.seq === stored.seq;
 }
 
 /** An entry value read as text: the entry, or why it is none. */

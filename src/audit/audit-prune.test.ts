@@ -235,6 +235,78 @@ describe("AuditLog.prune", () => {
     ]);
   });
 
+  describe("AuditLog.prune - goes by key and stops at a bad value", () => {
+    const key = (seq: number) => `kz|${"1".padStart(10, "0")}|${String(seq).padStart(16, "0")}`;
+    const texts = () => store.textSection("audit-entry");
+    const storedKeys = async () => (await texts().keys().all()).map((k) => Number(k.slice(-16)));
+    const pruneRecords = async () => (await log.list({ action: "audit.prune" })).map((e) => JSON.parse(e.details));
+
+    // A JSON sublevel's iterator throws on such a value: prune used to fail with
+    // "Iterator could not decode data", every hour, and list likewise.
+    it("AuditLog.prune - a value that is not JSON: list skips it, prune deletes the entries before it only", async () => {
+      const entries = await log.appendMany(events(15), NOW - 30 * DAY_MS);
+      await log.saveAnchors([anchor(entries[14]!)]);
+      await texts().put(key(5), "not json{");
+
+      expect(await log.listCounted({ site: "kz" })).toEqual({ entries: entries.filter((e) => e.seq !== 5), skipped: 1 });
+      expect(await log.prune({ nowMs: NOW, retentionMs: 0, isRoot: false, actor: ADMIN })).toBe(4);
+
+      expect(await storedKeys()).toEqual([5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+      expect(await bases()).toEqual([{ origin: "kz", epoch: 1, seq: 5, prev_hash: entries[3]!.hash, why: "pruned" }]);
+      expect(await pruneRecords()).toEqual([{ epoch: 1, from: 1, to: 4, last_hash: entries[3]!.hash }]);
+      expect(await log.verify()).toEqual([{
+        origin: "kz", epoch: 1, entries: 12, firstSeq: 5, lastSeq: 16, headHash: (await log.heads())[0]!.hash,
+        ok: false, badSeq: 5, reason: "entry 5 cannot be read: not valid JSON",
+      }]);
+      // The next prune stops at the same place and deletes nothing more.
+      expect(await log.prune({ nowMs: NOW, retentionMs: 0, isRoot: false, actor: ADMIN })).toBe(0);
+    });
+
+    // `{}` used to make list fail with "Invalid time value" and prune delete 1 and 3..15 around
+    // it, recording a clean range 1..15.
+    it("AuditLog.prune - a value that is no entry at key 2: list skips it, prune deletes entry 1 only and records 1..1", async () => {
+      const entries = await log.appendMany(events(15), NOW - 30 * DAY_MS);
+      await log.saveAnchors([anchor(entries[14]!)]);
+      await texts().put(key(2), "{}");
+
+      const listed = await log.list();
+      expect(listed.map((e) => e.seq)).toEqual([1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+      expect((await log.listCounted()).skipped).toBe(1);
+      expect(await log.prune({ nowMs: NOW, retentionMs: 0, isRoot: false, actor: ADMIN })).toBe(1);
+
+      expect(await storedKeys()).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+      expect(await texts().get(key(2))).toBe("{}");
+      expect(await bases()).toEqual([{ origin: "kz", epoch: 1, seq: 2, prev_hash: entries[0]!.hash, why: "pruned" }]);
+      expect(await pruneRecords()).toEqual([{ epoch: 1, from: 1, to: 1, last_hash: entries[0]!.hash }]);
+      expect((await log.verify())[0]).toMatchObject({ firstSeq: 2, lastSeq: 16, ok: false, badSeq: 2, reason: "entry 2 cannot be read: not an audit entry" });
+    });
+
+    it("AuditLog.prune - a value under another entry's key stays with everything after it; list skips it", async () => {
+      const entries = await log.appendMany(events(6), NOW - 30 * DAY_MS);
+      await log.saveAnchors([anchor(entries[5]!)]);
+      // Entry 3 copied over entry 4: its value says seq 3, its key says 4.
+      await store.section<AuditEntry>("audit-entry").put(key(4), entries[2]!);
+
+      expect(await log.listCounted()).toEqual({ entries: [entries[0], entries[1], entries[2], entries[4], entries[5]], skipped: 1 });
+      expect(await log.prune({ nowMs: NOW, retentionMs: 0, isRoot: false, actor: ADMIN })).toBe(3);
+
+      expect(await storedKeys()).toEqual([4, 5, 6, 7]);
+      expect(await pruneRecords()).toEqual([{ epoch: 1, from: 1, to: 3, last_hash: entries[2]!.hash }]);
+      expect(await bases()).toEqual([{ origin: "kz", epoch: 1, seq: 4, prev_hash: entries[2]!.hash, why: "pruned" }]);
+    });
+
+    it("AuditLog.prune - stops at a gap in the keys, so that the recorded range is what was deleted", async () => {
+      const entries = await log.appendMany(events(6), NOW - 30 * DAY_MS);
+      await log.saveAnchors([anchor(entries[5]!)]);
+      await texts().del(key(3));
+
+      expect(await log.prune({ nowMs: NOW, retentionMs: 0, isRoot: false, actor: ADMIN })).toBe(2);
+
+      expect(await storedKeys()).toEqual([4, 5, 6, 7]);
+      expect(await pruneRecords()).toEqual([{ epoch: 1, from: 1, to: 2, last_hash: entries[1]!.hash }]);
+    });
+  });
+
   it("AuditLog.prune - a root keeps entries younger than seven years even with retention 0", async () => {
     const entries = await log.appendMany(events(3), NOW - 6 * YEAR_MS);
     expect(await log.prune({ nowMs: NOW, retentionMs: 0, isRoot: true, actor: ADMIN })).toBe(0);

@@ -415,7 +415,12 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
     const anchors = await this.anchors();
     const bases = new Map((await this.#bases.values().all()).map((base) => [entryKey(base.origin, base.epoch, base.seq), base]));
     const quarantines = new Map((await this.quarantines()).map((q) => [q.origin, q]));
-    const ledger = await this.#ownLedger();
+    // The node's own chains are written only in its own epoch, and the head record follows the
+    // last of them: a chain of any other epoch that the head record does not name was put there
+    // outside the log (the feed ships by head record, so no ancestor would ever see it).
+    const ownHeadEpoch = heads.get(this.#site)?.epoch;
+    const accounted = (epoch: number) => epoch === this.#epoch || epoch === ownHeadEpoch;
+    const ledger = await this.#ownLedger(accounted);
     const check = (chain: StoredEntry[], trusted: (base: ChainBase) => boolean): ChainReport => {
       const first = chain[0]!;
       const head = heads.get(first.origin);
@@ -429,7 +434,12 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
     };
     // Bases are not hashed. One of this node's own chains is trusted only with its record in
     // the own log: prune writes both in one batch, and a later prune records its newer base.
-    const ownReports = [...ledger.chains].map(([, chain]) => check(chain, ledger.records));
+    const ownReports = [...ledger.chains].map(([epoch, chain]) => {
+      const report = check(chain, ledger.records);
+      if (accounted(epoch)) return report;
+      const reason = `entries of epoch ${epoch} of ${this.#site}, but this node is epoch ${this.#epoch}: they were added outside the log`;
+      return { ...report, ok: false, badSeq: chain[0]!.seq, reason };
+    });
     // Another origin's base may have lost its record to the own log's retention: it is
     // trusted without one only when the own chain itself verified from a recorded base,
     // that is, when the own log really was pruned, not cut by someone.
@@ -490,9 +500,10 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
    * This node's own chains (by epoch, as their keys say) and what its hash-chained log
    * records about chain bases (prunes, re-anchors) and epoch ends. Bases and heads are
    * kept beside the chains and are not hashed: `records` tells whether the own log
-   * accounts for a base.
+   * accounts for a base. Only chains of `accounted` epochs are taken at their word: the
+   * records of any other are not believed.
    */
-  async #ownLedger(): Promise<{ chains: Map<number, StoredEntry[]>; records(base: ChainBase): boolean; epochEnds: AuditHead[] }> {
+  async #ownLedger(accounted: (epoch: number) => boolean): Promise<{ chains: Map<number, StoredEntry[]>; records(base: ChainBase): boolean; epochEnds: AuditHead[] }> {
     const chains = new Map<number, StoredEntry[]>();
     const recorded = new Set<string>();
     const epochEnds: AuditHead[] = [];
@@ -501,7 +512,7 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
       if (chain) chain.push(stored);
       else chains.set(stored.epoch, [stored]);
       const { entry } = stored;
-      if (!entry || !entry.action.startsWith("audit.")) continue;
+      if (!entry || !accounted(stored.epoch) || !entry.action.startsWith("audit.")) continue;
       const details = parseDetails(entry.details);
       if (!details) continue;
       if (entry.action === "audit.prune") recorded.add(`${entryKey(entry.target, Number(details.epoch), Number(details.to) + 1)}#${details.last_hash}`);

@@ -322,6 +322,58 @@ describe("AuditLog.verify", () => {
     expect(await log.verify()).toEqual([broken({ ...clean(1, 5, at(5).hash), entries: 3 }, 4, UNACCOUNTED_BASE)]);
   });
 
+  /** Entries of `origin` in `epoch`, correctly chained and hashed, written on another store: a forgery's material. */
+  async function forgedChain(origin: string, epoch: number, evts: AuditEvent[]): Promise<AuditEntry[]> {
+    const other = await NodeStore.open(path.join(dir, `forge-${origin}-${epoch}`));
+    try {
+      return await new AuditLog(other, origin, epoch).appendMany(evts);
+    } finally {
+      await other.close();
+    }
+  }
+  const outside = (epoch: number, node: number, origin = "kz") =>
+    `entries of epoch ${epoch} of ${origin}, but this node is epoch ${node}: they were added outside the log`;
+
+  // The feed ships by head record and the head record was left alone: no ancestor would ever
+  // see these entries, so the node's own verify must.
+  it("AuditLog.verify - a forged own chain of a later epoch, head record untouched, is bad at its first seq", async () => {
+    const forged = await forgedChain("kz", 2, events(3));
+    await section().batch(forged.map((e) => ({ type: "put" as const, key: key(e.seq, 2), value: e })));
+    expect(await log.verify()).toEqual([
+      clean(1, 5, at(5).hash),
+      { origin: "kz", epoch: 2, entries: 3, firstSeq: 1, lastSeq: 3, headHash: forged[2]!.hash, ok: false, badSeq: 1, reason: outside(2, 1) },
+    ]);
+    expect(await log.verify("kz.ala")).toEqual([]);
+  });
+
+  it("AuditLog.verify - a forged own chain of an earlier epoch without a head record is bad too", async () => {
+    await store.close();
+    store = await NodeStore.open(path.join(dir, "three"));
+    const three = await new AuditLog(store, "kz", 3).appendMany(events(2));
+    const forged = await forgedChain("kz", 2, events(1));
+    await section().put(key(1, 2), forged[0]!);
+    expect(await new AuditLog(store, "kz", 3).verify()).toEqual([
+      { origin: "kz", epoch: 2, entries: 1, firstSeq: 1, lastSeq: 1, headHash: forged[0]!.hash, ok: false, badSeq: 1, reason: outside(2, 3) },
+      { origin: "kz", epoch: 3, entries: 2, firstSeq: 1, lastSeq: 2, headHash: three[1]!.hash, ok: true },
+    ]);
+  });
+
+  it("AuditLog.verify - the audit.prune record of a forged own chain does not vouch for a base of the real one", async () => {
+    const forged = await forgedChain("kz", 2, [{
+      actor: "node", action: "audit.prune", target: "kz", result: "ok", details: { epoch: 1, from: 1, to: 2, last_hash: at(2).hash },
+    }]);
+    await section().batch([
+      { type: "del", key: key(1) },
+      { type: "del", key: key(2) },
+      { type: "put", key: key(1, 2), value: forged[0]! },
+    ]);
+    await store.section<ChainBase>("audit-base").put(key(3), { origin: "kz", epoch: 1, seq: 3, prev_hash: at(2).hash, why: "pruned" });
+    expect(await log.verify()).toEqual([
+      broken({ ...clean(3, 5, at(5).hash), entries: 3 }, 3, UNACCOUNTED_BASE),
+      { origin: "kz", epoch: 2, entries: 1, firstSeq: 1, lastSeq: 1, headHash: forged[0]!.hash, ok: false, badSeq: 1, reason: outside(2, 1) },
+    ]);
+  });
+
   // A node's own log never spans epochs in one store (re-enrolment needs an empty
   // directory), but a relayed origin's does: the audit.epoch note written on ingest
   // records where each earlier epoch ended.

@@ -49,7 +49,7 @@ export class NodeStore {
       if (reason.includes("lock")) {
         throw new VmtreeError(
           "failed_precondition",
-          `the store at ${location} is in use by another process (is \`vmtree serve\` running on this data directory?)`,
+          `the store at ${location} is in use by another process: \`vmtree serve\` or another vmtree command on this data directory; wait for it to finish, or stop the node`,
           { cause },
         );
       }

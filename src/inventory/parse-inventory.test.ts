@@ -315,6 +315,7 @@ describe("parseInventory errors", () => {
     ["a terminal escape sequence", { name: "a\u001b[31mred" }, 'field name: expected text without control characters, got "a\\u001b[31mred"'],
     ["a NUL byte", { vendor: "Hik\u0000vision" }, 'field vendor: expected text without control characters, got "Hik\\u0000vision"'],
     ["a C1 control", { address: "a\u009bb" }, 'field address: expected text without control characters, got "a\u009bb"'],
+    ["a right-to-left override", { name: "cam\u202egpj.exe" }, 'field name: expected text without control characters, got "cam\u202egpj.exe"'],
   ])("parseInventory - rejects %s", (_, values, message) => {
     const text = csv(csvRow({ camera_id: "cam-0" }), csvRow(values));
     expect(failure("v.csv", text).message).toBe(`[invalid_input] v.csv line 3, ${message}`);

@@ -38,8 +38,9 @@ export interface RawInventory {
 // Longest text value, in code points: enough for any name or address, small enough that
 // one hostile cell cannot bloat every replica of the inventory.
 const MAX_TEXT_CHARS = 512;
-// C0 controls but tab and line breaks (an address may span lines), DEL and C1 controls.
-const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
+// C0 controls but tab and line breaks (an address may span lines), DEL, C1 controls, and
+// the bidirectional overrides that make text read other than it is.
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
 /**
  * Checks every field of `raw` and returns the camera, or the first wrong field in

@@ -7,13 +7,14 @@ const iso = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : null);
 
 /**
  * Text from other sites, made safe for a terminal table: line breaks and tabs become
- * spaces, any other control character is shown escaped (`\u001b`), so no value can
- * move the cursor, recolour the screen or forge a line.
+ * spaces, any other control character or bidirectional override is shown escaped
+ * (`\u001b`), so no value can move the cursor, recolour the screen, forge a line or
+ * read backwards.
  */
 export function printable(text: string): string {
   return text
     .replace(/[\t\r\n]+/g, " ")
-    .replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+    .replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** The `status --json` shape; scripts rely on it. */

@@ -62,6 +62,7 @@ describe("audit - what the admin commands record (node stopped, store opened dir
   it("audit prune - an administrator's prune that deletes nothing is recorded", async () => {
     const result = await kz.cli(["audit", "prune", "--retention", "1d"]);
     expect(result.code).toBe(0);
+    expect(result.stdout).toBe("deleted 0 audit entries past retention (a root keeps every entry at least 7 years)\n");
     const entries = await kz.auditList(["--action", "audit.prune"]);
     expect(entries.map((e) => [e.result, e.details])).toEqual([["ok", { deleted: 0, retention_ms: 86_400_000 }]]);
   });

@@ -1,4 +1,5 @@
 import { VmtreeError } from "../errors.ts";
+import { DataDir } from "../node/data-dir.ts";
 import { assertSiteId } from "../pki/site-id.ts";
 import { parseCount, parseDuration, parseTime, parseVerbArgs, required, UsageError } from "./args.ts";
 import { checkFlag, printHelp, withAdmin, type Command } from "./command.ts";
@@ -106,8 +107,10 @@ export const auditPruneCommand: Command = {
     const { values } = parseVerbArgs(argv, { data: { type: "string" }, retention: { type: "string" } }, 0);
     if (values.help) return printHelp(this, out);
     const request = values.retention === undefined ? {} : { retention_ms: parseDuration("retention", values.retention, { allowZero: true }) };
-    const { deleted } = await withAdmin(required(values, "data"), (admin) => admin.pruneAudit(request));
-    out.stdout(`deleted ${deleted} audit entries past retention that the parent has stored\n`);
+    const dir = required(values, "data");
+    const { deleted } = await withAdmin(dir, (admin) => admin.pruneAudit(request));
+    const root = (await new DataDir(dir).readConfig()).parent === undefined;
+    out.stdout(`deleted ${deleted} audit ${deleted === 1 ? "entry" : "entries"} past retention${root ? " (a root keeps every entry at least 7 years)" : " that the parent has stored"}\n`);
     return 0;
   },
 };

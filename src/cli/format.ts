@@ -68,7 +68,7 @@ export function statusText(status: GetStatusResponse): string {
     `children  ${json.children.length === 0 ? "none" : ""}`,
     ...json.children.map((c) => `  ${c.site.padEnd(28)} ${describe(c)}; ${c.received} received`),
     `cameras   ${json.cameras.own} own, ${json.cameras.subtree} in subtree`,
-    `audit     ${json.audit.own} own entries` +
+    `audit     own log at entry ${json.audit.own}` +
       (json.parent ? `; ${json.parent.auditPending} waiting, ${json.parent.auditSent} sent` : "") +
       (json.parent?.auditQuarantinedByParent.length ? `; QUARANTINED by the parent: ${json.parent.auditQuarantinedByParent.join(", ")}` : ""),
     ...json.audit.quarantined.map((q) => `  QUARANTINED ${q.origin} since ${q.since} at entry ${q.seq} (epoch ${q.epoch}): ${q.reason}`),

@@ -201,7 +201,7 @@ export class Uplink {
         if (failure.code !== "unavailable" && failure.code !== "deadline_exceeded") return reject(failure);
         reject(new VmtreeError(
           "unavailable",
-          `cannot reach parent ${parentSite} at ${address}: ${failure.rawMessage}; check that it runs, that the address is right and that the node there is ${parentSite}`,
+          `cannot reach parent ${parentSite} at ${address}: ${failure.rawMessage.replace(/\s*Resolution note:\s*$/, "")}; check that it runs, that the address is right and that the node there is ${parentSite}`,
           { cause: failure },
         ));
       });

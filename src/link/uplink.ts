@@ -4,6 +4,7 @@ import type { AuditLog } from "../audit/audit-log.ts";
 import { VmtreeError } from "../errors.ts";
 import { ParentServiceClient, type HelloResponse } from "../gen/vmtree/v1/link.ts";
 import { InventoryFeed } from "../sync/inventory-feed.ts";
+import { parentOwnAuditHead, rollbackProblem, type OwnProgress } from "../sync/rollback-check.ts";
 import type { NodeStore } from "../store/node-store.ts";
 import type { InventoryReplica } from "../sync/inventory-replica.ts";
 import type { UpstreamAcks } from "../sync/upstream-acks.ts";
@@ -81,6 +82,8 @@ export class Uplink {
   readonly #state: UplinkState;
   #feeds: { inventory: InventoryFeed; audit: AuditFeed } | undefined;
   #running: Promise<void> | undefined;
+  /** Whether a rollback was logged and audited, so that the retries do not repeat it. */
+  #refused = false;
   #closing: Promise<void> | undefined;
 
   constructor(options: UplinkOptions) {
@@ -154,6 +157,7 @@ export class Uplink {
     signal.addEventListener("abort", stop, { once: true });
     try {
       const hello = await this.#hello(client, signal);
+      if (await this.#refuseIfRolledBack(hello)) return;
       this.#backoff.reset();
       this.#state.lastError = "";
       this.#setState("connected");
@@ -210,6 +214,48 @@ export class Uplink {
     });
     if (response.parent_site !== parentSite) throw new VmtreeError("permission_denied", `expected parent ${parentSite}, reached ${response.parent_site}`);
     return response;
+  }
+
+  /**
+   * Compares what the parent holds of this node's own origin in its own epoch with what
+   * the store has produced. When the parent is ahead, the store was rolled back (restored
+   * from an older backup): anything sent now would be taken as old or as a fork, so the
+   * session ends before a batch is sent, with the reason in `lastError`, logged and audited
+   * once. The loop keeps retrying with its backoff (not reset), in case it is resolved.
+   */
+  async #refuseIfRolledBack(hello: HelloResponse): Promise<boolean> {
+    const { site, epoch, parentSite, log } = this.#options;
+    const problem = rollbackProblem({
+      site, epoch, parentSite, checkpoints: hello.checkpoints, auditHeads: hello.audit_heads, own: await this.#ownProgress(hello),
+    });
+    if (!problem) {
+      this.#refused = false;
+      return false;
+    }
+    this.#state.lastError = problem;
+    if (!this.#refused) {
+      this.#refused = true;
+      log.error("parent link refused: this store is behind what the parent holds of it", { parent: parentSite, reason: problem });
+      await this.#options.audit
+        .append({ actor: "node", action: "link.refused", target: parentSite, result: "refused", details: { reason: problem } })
+        .catch(() => undefined);
+    }
+    return true;
+  }
+
+  /** What the store has produced of this node's own origin in its own epoch. */
+  async #ownProgress(hello: HelloResponse): Promise<OwnProgress> {
+    const { site, epoch, replica, audit } = this.#options;
+    const inventory = (await replica.origins()).find((c) => c.origin === site && c.epoch === epoch);
+    const head = (await audit.heads()).find((h) => h.origin === site && h.epoch === epoch);
+    const progress: OwnProgress = { inventorySeq: inventory?.seq ?? 0, auditSeq: head?.seq ?? 0 };
+    const parentHead = parentOwnAuditHead(site, epoch, hello.audit_heads);
+    if (parentHead && parentHead.seq > progress.auditSeq) {
+      // Entries may lie past the head record (see AuditLog): the last one stored counts too.
+      const [stored] = await audit.storedAfter(site, epoch, parentHead.seq - 1, 1);
+      if (stored && stored.origin === site && stored.epoch === epoch) progress.auditSeq = Math.max(progress.auditSeq, stored.seq);
+    }
+    return progress;
   }
 
   /** Folds the ended session's counts into the totals and marks the link down. */

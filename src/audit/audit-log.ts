@@ -534,29 +534,19 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
     };
   }
 
-  /** Entries matching `query`, oldest first per origin. */
-  async list(query: AuditQuery = {}): Promise<AuditEntry[]> {
-    return (await this.listCounted(query)).entries;
-  }
-
   /**
-   * Like {@link list}, and how many stored values it passed over because they cannot be
-   * read or do not say what their key says (verify reports each of them): one bad value
-   * never makes the listing fail. A bad value counts only where the filters cannot judge
-   * it without its content: within the site asked for, before the limit is reached.
+   * Entries matching `query`, oldest first per origin. A stored value that cannot be read
+   * or does not say what its key says is passed over (verify reports it): one bad value
+   * never makes the listing fail.
    */
-  async listCounted(query: AuditQuery = {}): Promise<{ entries: AuditEntry[]; skipped: number }> {
+  async list(query: AuditQuery = {}): Promise<AuditEntry[]> {
     const entries: AuditEntry[] = [];
-    let skipped = 0;
     const limit = query.limit ?? 10_000;
     for await (const stored of this.#read()) {
       // Go by the key: a value says what it likes about itself.
       if (query.site !== undefined && !isInSubtree(stored.origin, query.site)) continue;
       const { entry } = stored;
-      if (!entry || !saysItsKey(stored)) {
-        skipped += 1;
-        continue;
-      }
+      if (!entry || !saysItsKey(stored)) continue;
       if (query.sinceMs !== undefined && entry.time_ms < query.sinceMs) continue;
       if (query.untilMs !== undefined && entry.time_ms > query.untilMs) continue;
       if (query.actor !== undefined && entry.actor !== query.actor) continue;
@@ -564,7 +554,7 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
       entries.push(entry);
       if (entries.length >= limit) break;
     }
-    return { entries, skipped };
+    return entries;
   }
 
   /**

@@ -37,7 +37,7 @@ async function expectCaughtUp(holder: TestNode, site: TestNode, timeoutMs: numbe
     timeoutMs,
     `${site.site}'s chain at ${holder.site}`,
   );
-  expect(chain).toMatchObject({ firstSeq: 1, entries: chain!.lastSeq, ok: true, badSeq: null, quarantined: null });
+  expect(chain).toMatchObject({ firstSeq: 1, entries: chain!.lastSeq, ok: true, badSeq: null, reason: null, quarantined: null });
   const held = await holder.auditList(all);
   // Relayed unchanged, each entry once, in the site's order.
   expect(held.slice(0, own.length)).toEqual(own);

@@ -500,3 +500,21 @@ describe("AuditLog.resolve", () => {
     });
   });
 });
+
+describe("AuditLog.verify beside ingest", () => {
+  // Heads read before a batch lands and entries read after it used to disagree: the
+  // parent's verify reported "entries after the head record were added outside the log".
+  it("AuditLog.verify - a verify running while batches land sees heads and entries that agree", async () => {
+    const entries = await childEntries("kz.ala", 400);
+    await parent.ingest(entries.slice(0, 100), ACTOR);
+    const verifies: Promise<unknown>[] = [];
+    for (let from = 100; from < 400; from += 100) {
+      verifies.push(parent.verify("kz.ala"));
+      await Promise.all([parent.ingest(entries.slice(from, from + 100), ACTOR), verifies.at(-1)]);
+    }
+    // Each verify sees the chain exactly as it stood between two batches.
+    expect(await Promise.all(verifies)).toEqual([100, 200, 300].map((n) => [
+      { origin: "kz.ala", epoch: 1, entries: n, firstSeq: 1, lastSeq: n, headHash: entries[n - 1]!.hash, ok: true },
+    ]));
+  });
+});

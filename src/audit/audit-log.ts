@@ -407,9 +407,14 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
    * Verifies every chain held (or those in the subtree of `site`): sequence without
    * gaps, each previous hash, each entry's own hash, the head record, and the heads
    * the parent acknowledged. Reads the node's own chains first (they decide which chain
-   * bases are trusted), then every other chain in one pass, in key order.
+   * bases are trusted), then every other chain in one pass, in key order. Runs between
+   * writes, not beside them: heads and entries read while a batch lands would disagree.
    */
-  async verify(site?: string): Promise<ChainReport[]> {
+  verify(site?: string): Promise<ChainReport[]> {
+    return this.#writes.run(() => this.#verifyNow(site));
+  }
+
+  async #verifyNow(site: string | undefined): Promise<ChainReport[]> {
     const inScope = (origin: string) => site === undefined || isInSubtree(origin, site);
     const heads = new Map((await this.#heads.values().all()).map((head) => [head.origin, head]));
     const anchors = await this.anchors();

@@ -20,6 +20,7 @@ import {
 } from "@grpc/grpc-js";
 import { AuditEntry } from "./audit.js";
 import { Camera } from "./inventory.js";
+import { PolicySet, PolicyVersion } from "./policy.js";
 
 export const protobufPackage = "vmtree.v1";
 
@@ -76,6 +77,23 @@ export interface GetStatusResponse {
   /** Origins whose audit stream this node has quarantined. */
   audit_quarantines: AuditQuarantine[];
   audit_entries_own: number;
+  policy: PolicyState | undefined;
+}
+
+export interface PolicyState {
+  /** The version of every policy set held here, ancestors first. */
+  versions: PolicyVersion[];
+  /**
+   * Unix milliseconds until which this node is known to have held its parent's
+   * latest policies (now while the link is up; always now on a root); 0 if never.
+   */
+  synced_ms: number;
+  /** How old the policies are: 0 while in sync. */
+  age_ms: number;
+  /** The strictest max_policy_age of the sets held; 0 if none sets one. */
+  max_age_ms: number;
+  /** True when the age is past the maximum: every request is denied. */
+  stale: boolean;
 }
 
 export interface CreateInviteRequest {
@@ -185,6 +203,92 @@ export interface PruneAuditRequest {
 
 export interface PruneAuditResponse {
   deleted: number;
+}
+
+export interface ApplyPolicyRequest {
+  /** Used in error messages and to tell YAML from JSON (.json is JSON, anything else YAML). */
+  file_name: string;
+  content: Buffer;
+}
+
+export interface PolicyChange {
+  /** "role", "group", "binding" or "setting". */
+  kind: string;
+  name: string;
+  /** "added", "removed" or "changed". */
+  change: string;
+}
+
+export interface ApplyPolicyResponse {
+  set:
+    | PolicySet
+    | undefined;
+  /** Empty when the file equals the version in force; no new version is made then. */
+  changes: PolicyChange[];
+  previous_version: number;
+}
+
+export interface ShowPolicyRequest {
+}
+
+export interface HeldPolicySet {
+  set:
+    | PolicySet
+    | undefined;
+  /** "inherited" (read-only here) or "local". */
+  source: string;
+  /** Unix milliseconds when this node stored it. */
+  received_ms: number;
+}
+
+export interface ShowPolicyResponse {
+  /** Ancestors first, this node's own last. */
+  sets: HeldPolicySet[];
+  state: PolicyState | undefined;
+}
+
+export interface GetPolicyStatusRequest {
+}
+
+export interface NodePolicyStatus {
+  site: string;
+  versions: PolicyVersion[];
+  /** Unix milliseconds when the node last applied a new version; 0 if it never reported. */
+  applied_ms: number;
+  /** True when the node has not applied the latest version of a set held here. */
+  behind: boolean;
+}
+
+export interface GetPolicyStatusResponse {
+  /** The latest version held here of every set that governs the subtree. */
+  current: PolicyVersion[];
+  /** This node first, then every node of its subtree known here, by site id. */
+  nodes: NodePolicyStatus[];
+}
+
+export interface AuthorizeRequest {
+  /** A user name, without the "user:" prefix. */
+  user: string;
+  action: string;
+  camera: string;
+  /** The camera's site: this node or one in its subtree; empty for this node. */
+  site: string;
+  /** Unix milliseconds of the moment to decide for; 0 for now. */
+  at_ms: number;
+}
+
+export interface AuthorizeResponse {
+  /** "allow" or "deny". */
+  decision: string;
+  /**
+   * The deciding binding, its author and that set's version; empty when no binding
+   * decided (default deny, stale policies, unknown camera).
+   */
+  binding: string;
+  origin: string;
+  version: number;
+  reason: string;
+  policy_age_ms: number;
 }
 
 function createBaseGetStatusRequest(): GetStatusRequest {
@@ -666,6 +770,7 @@ function createBaseGetStatusResponse(): GetStatusResponse {
     started_ms: 0,
     audit_quarantines: [],
     audit_entries_own: 0,
+    policy: undefined,
   };
 }
 
@@ -703,6 +808,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     }
     if (message.audit_entries_own !== 0) {
       writer.uint32(88).uint64(message.audit_entries_own);
+    }
+    if (message.policy !== undefined) {
+      PolicyState.encode(message.policy, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -808,6 +916,14 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
             message.audit_entries_own = longToNumber(reader.uint64());
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.policy = PolicyState.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -859,6 +975,7 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
         : isSet(object.audit_entries_own)
         ? globalThis.Number(object.audit_entries_own)
         : 0,
+      policy: isSet(object.policy) ? PolicyState.fromJSON(object.policy) : undefined,
     };
   },
 
@@ -896,6 +1013,143 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     }
     if (message.audit_entries_own !== 0) {
       obj.auditEntriesOwn = Math.round(message.audit_entries_own);
+    }
+    if (message.policy !== undefined) {
+      obj.policy = PolicyState.toJSON(message.policy);
+    }
+    return obj;
+  },
+};
+
+function createBasePolicyState(): PolicyState {
+  return { versions: [], synced_ms: 0, age_ms: 0, max_age_ms: 0, stale: false };
+}
+
+export const PolicyState: MessageFns<PolicyState> = {
+  encode(message: PolicyState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.versions) {
+      PolicyVersion.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.synced_ms !== 0) {
+      writer.uint32(16).int64(message.synced_ms);
+    }
+    if (message.age_ms !== 0) {
+      writer.uint32(24).int64(message.age_ms);
+    }
+    if (message.max_age_ms !== 0) {
+      writer.uint32(32).int64(message.max_age_ms);
+    }
+    if (message.stale !== false) {
+      writer.uint32(40).bool(message.stale);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PolicyState {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePolicyState();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.versions.push(PolicyVersion.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.synced_ms = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.age_ms = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.max_age_ms = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.stale = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PolicyState {
+    return {
+      versions: globalThis.Array.isArray(object?.versions)
+        ? object.versions.map((e: any) => PolicyVersion.fromJSON(e))
+        : [],
+      synced_ms: isSet(object.syncedMs)
+        ? globalThis.Number(object.syncedMs)
+        : isSet(object.synced_ms)
+        ? globalThis.Number(object.synced_ms)
+        : 0,
+      age_ms: isSet(object.ageMs)
+        ? globalThis.Number(object.ageMs)
+        : isSet(object.age_ms)
+        ? globalThis.Number(object.age_ms)
+        : 0,
+      max_age_ms: isSet(object.maxAgeMs)
+        ? globalThis.Number(object.maxAgeMs)
+        : isSet(object.max_age_ms)
+        ? globalThis.Number(object.max_age_ms)
+        : 0,
+      stale: isSet(object.stale) ? globalThis.Boolean(object.stale) : false,
+    };
+  },
+
+  toJSON(message: PolicyState): unknown {
+    const obj: any = {};
+    if (message.versions?.length) {
+      obj.versions = message.versions.map((e) => PolicyVersion.toJSON(e));
+    }
+    if (message.synced_ms !== 0) {
+      obj.syncedMs = Math.round(message.synced_ms);
+    }
+    if (message.age_ms !== 0) {
+      obj.ageMs = Math.round(message.age_ms);
+    }
+    if (message.max_age_ms !== 0) {
+      obj.maxAgeMs = Math.round(message.max_age_ms);
+    }
+    if (message.stale !== false) {
+      obj.stale = message.stale;
     }
     return obj;
   },
@@ -2414,6 +2668,979 @@ export const PruneAuditResponse: MessageFns<PruneAuditResponse> = {
   },
 };
 
+function createBaseApplyPolicyRequest(): ApplyPolicyRequest {
+  return { file_name: "", content: Buffer.alloc(0) };
+}
+
+export const ApplyPolicyRequest: MessageFns<ApplyPolicyRequest> = {
+  encode(message: ApplyPolicyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.file_name !== "") {
+      writer.uint32(10).string(message.file_name);
+    }
+    if (message.content.length !== 0) {
+      writer.uint32(18).bytes(message.content);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApplyPolicyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApplyPolicyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.file_name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.content = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApplyPolicyRequest {
+    return {
+      file_name: isSet(object.fileName)
+        ? globalThis.String(object.fileName)
+        : isSet(object.file_name)
+        ? globalThis.String(object.file_name)
+        : "",
+      content: isSet(object.content) ? Buffer.from(bytesFromBase64(object.content)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: ApplyPolicyRequest): unknown {
+    const obj: any = {};
+    if (message.file_name !== "") {
+      obj.fileName = message.file_name;
+    }
+    if (message.content.length !== 0) {
+      obj.content = base64FromBytes(message.content);
+    }
+    return obj;
+  },
+};
+
+function createBasePolicyChange(): PolicyChange {
+  return { kind: "", name: "", change: "" };
+}
+
+export const PolicyChange: MessageFns<PolicyChange> = {
+  encode(message: PolicyChange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.change !== "") {
+      writer.uint32(26).string(message.change);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PolicyChange {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePolicyChange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.change = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PolicyChange {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      change: isSet(object.change) ? globalThis.String(object.change) : "",
+    };
+  },
+
+  toJSON(message: PolicyChange): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.change !== "") {
+      obj.change = message.change;
+    }
+    return obj;
+  },
+};
+
+function createBaseApplyPolicyResponse(): ApplyPolicyResponse {
+  return { set: undefined, changes: [], previous_version: 0 };
+}
+
+export const ApplyPolicyResponse: MessageFns<ApplyPolicyResponse> = {
+  encode(message: ApplyPolicyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.set !== undefined) {
+      PolicySet.encode(message.set, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.changes) {
+      PolicyChange.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.previous_version !== 0) {
+      writer.uint32(24).uint64(message.previous_version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApplyPolicyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApplyPolicyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.set = PolicySet.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.changes.push(PolicyChange.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.previous_version = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApplyPolicyResponse {
+    return {
+      set: isSet(object.set) ? PolicySet.fromJSON(object.set) : undefined,
+      changes: globalThis.Array.isArray(object?.changes)
+        ? object.changes.map((e: any) => PolicyChange.fromJSON(e))
+        : [],
+      previous_version: isSet(object.previousVersion)
+        ? globalThis.Number(object.previousVersion)
+        : isSet(object.previous_version)
+        ? globalThis.Number(object.previous_version)
+        : 0,
+    };
+  },
+
+  toJSON(message: ApplyPolicyResponse): unknown {
+    const obj: any = {};
+    if (message.set !== undefined) {
+      obj.set = PolicySet.toJSON(message.set);
+    }
+    if (message.changes?.length) {
+      obj.changes = message.changes.map((e) => PolicyChange.toJSON(e));
+    }
+    if (message.previous_version !== 0) {
+      obj.previousVersion = Math.round(message.previous_version);
+    }
+    return obj;
+  },
+};
+
+function createBaseShowPolicyRequest(): ShowPolicyRequest {
+  return {};
+}
+
+export const ShowPolicyRequest: MessageFns<ShowPolicyRequest> = {
+  encode(_: ShowPolicyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShowPolicyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShowPolicyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ShowPolicyRequest {
+    return {};
+  },
+
+  toJSON(_: ShowPolicyRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+};
+
+function createBaseHeldPolicySet(): HeldPolicySet {
+  return { set: undefined, source: "", received_ms: 0 };
+}
+
+export const HeldPolicySet: MessageFns<HeldPolicySet> = {
+  encode(message: HeldPolicySet, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.set !== undefined) {
+      PolicySet.encode(message.set, writer.uint32(10).fork()).join();
+    }
+    if (message.source !== "") {
+      writer.uint32(18).string(message.source);
+    }
+    if (message.received_ms !== 0) {
+      writer.uint32(24).int64(message.received_ms);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HeldPolicySet {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHeldPolicySet();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.set = PolicySet.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.received_ms = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HeldPolicySet {
+    return {
+      set: isSet(object.set) ? PolicySet.fromJSON(object.set) : undefined,
+      source: isSet(object.source) ? globalThis.String(object.source) : "",
+      received_ms: isSet(object.receivedMs)
+        ? globalThis.Number(object.receivedMs)
+        : isSet(object.received_ms)
+        ? globalThis.Number(object.received_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: HeldPolicySet): unknown {
+    const obj: any = {};
+    if (message.set !== undefined) {
+      obj.set = PolicySet.toJSON(message.set);
+    }
+    if (message.source !== "") {
+      obj.source = message.source;
+    }
+    if (message.received_ms !== 0) {
+      obj.receivedMs = Math.round(message.received_ms);
+    }
+    return obj;
+  },
+};
+
+function createBaseShowPolicyResponse(): ShowPolicyResponse {
+  return { sets: [], state: undefined };
+}
+
+export const ShowPolicyResponse: MessageFns<ShowPolicyResponse> = {
+  encode(message: ShowPolicyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.sets) {
+      HeldPolicySet.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.state !== undefined) {
+      PolicyState.encode(message.state, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShowPolicyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShowPolicyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sets.push(HeldPolicySet.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.state = PolicyState.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ShowPolicyResponse {
+    return {
+      sets: globalThis.Array.isArray(object?.sets) ? object.sets.map((e: any) => HeldPolicySet.fromJSON(e)) : [],
+      state: isSet(object.state) ? PolicyState.fromJSON(object.state) : undefined,
+    };
+  },
+
+  toJSON(message: ShowPolicyResponse): unknown {
+    const obj: any = {};
+    if (message.sets?.length) {
+      obj.sets = message.sets.map((e) => HeldPolicySet.toJSON(e));
+    }
+    if (message.state !== undefined) {
+      obj.state = PolicyState.toJSON(message.state);
+    }
+    return obj;
+  },
+};
+
+function createBaseGetPolicyStatusRequest(): GetPolicyStatusRequest {
+  return {};
+}
+
+export const GetPolicyStatusRequest: MessageFns<GetPolicyStatusRequest> = {
+  encode(_: GetPolicyStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPolicyStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPolicyStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GetPolicyStatusRequest {
+    return {};
+  },
+
+  toJSON(_: GetPolicyStatusRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+};
+
+function createBaseNodePolicyStatus(): NodePolicyStatus {
+  return { site: "", versions: [], applied_ms: 0, behind: false };
+}
+
+export const NodePolicyStatus: MessageFns<NodePolicyStatus> = {
+  encode(message: NodePolicyStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.site !== "") {
+      writer.uint32(10).string(message.site);
+    }
+    for (const v of message.versions) {
+      PolicyVersion.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.applied_ms !== 0) {
+      writer.uint32(24).int64(message.applied_ms);
+    }
+    if (message.behind !== false) {
+      writer.uint32(32).bool(message.behind);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NodePolicyStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNodePolicyStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.site = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.versions.push(PolicyVersion.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.applied_ms = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.behind = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NodePolicyStatus {
+    return {
+      site: isSet(object.site) ? globalThis.String(object.site) : "",
+      versions: globalThis.Array.isArray(object?.versions)
+        ? object.versions.map((e: any) => PolicyVersion.fromJSON(e))
+        : [],
+      applied_ms: isSet(object.appliedMs)
+        ? globalThis.Number(object.appliedMs)
+        : isSet(object.applied_ms)
+        ? globalThis.Number(object.applied_ms)
+        : 0,
+      behind: isSet(object.behind) ? globalThis.Boolean(object.behind) : false,
+    };
+  },
+
+  toJSON(message: NodePolicyStatus): unknown {
+    const obj: any = {};
+    if (message.site !== "") {
+      obj.site = message.site;
+    }
+    if (message.versions?.length) {
+      obj.versions = message.versions.map((e) => PolicyVersion.toJSON(e));
+    }
+    if (message.applied_ms !== 0) {
+      obj.appliedMs = Math.round(message.applied_ms);
+    }
+    if (message.behind !== false) {
+      obj.behind = message.behind;
+    }
+    return obj;
+  },
+};
+
+function createBaseGetPolicyStatusResponse(): GetPolicyStatusResponse {
+  return { current: [], nodes: [] };
+}
+
+export const GetPolicyStatusResponse: MessageFns<GetPolicyStatusResponse> = {
+  encode(message: GetPolicyStatusResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.current) {
+      PolicyVersion.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.nodes) {
+      NodePolicyStatus.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPolicyStatusResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPolicyStatusResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.current.push(PolicyVersion.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nodes.push(NodePolicyStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPolicyStatusResponse {
+    return {
+      current: globalThis.Array.isArray(object?.current)
+        ? object.current.map((e: any) => PolicyVersion.fromJSON(e))
+        : [],
+      nodes: globalThis.Array.isArray(object?.nodes) ? object.nodes.map((e: any) => NodePolicyStatus.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: GetPolicyStatusResponse): unknown {
+    const obj: any = {};
+    if (message.current?.length) {
+      obj.current = message.current.map((e) => PolicyVersion.toJSON(e));
+    }
+    if (message.nodes?.length) {
+      obj.nodes = message.nodes.map((e) => NodePolicyStatus.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseAuthorizeRequest(): AuthorizeRequest {
+  return { user: "", action: "", camera: "", site: "", at_ms: 0 };
+}
+
+export const AuthorizeRequest: MessageFns<AuthorizeRequest> = {
+  encode(message: AuthorizeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.user !== "") {
+      writer.uint32(10).string(message.user);
+    }
+    if (message.action !== "") {
+      writer.uint32(18).string(message.action);
+    }
+    if (message.camera !== "") {
+      writer.uint32(26).string(message.camera);
+    }
+    if (message.site !== "") {
+      writer.uint32(34).string(message.site);
+    }
+    if (message.at_ms !== 0) {
+      writer.uint32(40).int64(message.at_ms);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuthorizeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuthorizeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.action = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.camera = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.site = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.at_ms = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuthorizeRequest {
+    return {
+      user: isSet(object.user) ? globalThis.String(object.user) : "",
+      action: isSet(object.action) ? globalThis.String(object.action) : "",
+      camera: isSet(object.camera) ? globalThis.String(object.camera) : "",
+      site: isSet(object.site) ? globalThis.String(object.site) : "",
+      at_ms: isSet(object.atMs)
+        ? globalThis.Number(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.Number(object.at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: AuthorizeRequest): unknown {
+    const obj: any = {};
+    if (message.user !== "") {
+      obj.user = message.user;
+    }
+    if (message.action !== "") {
+      obj.action = message.action;
+    }
+    if (message.camera !== "") {
+      obj.camera = message.camera;
+    }
+    if (message.site !== "") {
+      obj.site = message.site;
+    }
+    if (message.at_ms !== 0) {
+      obj.atMs = Math.round(message.at_ms);
+    }
+    return obj;
+  },
+};
+
+function createBaseAuthorizeResponse(): AuthorizeResponse {
+  return { decision: "", binding: "", origin: "", version: 0, reason: "", policy_age_ms: 0 };
+}
+
+export const AuthorizeResponse: MessageFns<AuthorizeResponse> = {
+  encode(message: AuthorizeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.decision !== "") {
+      writer.uint32(10).string(message.decision);
+    }
+    if (message.binding !== "") {
+      writer.uint32(18).string(message.binding);
+    }
+    if (message.origin !== "") {
+      writer.uint32(26).string(message.origin);
+    }
+    if (message.version !== 0) {
+      writer.uint32(32).uint64(message.version);
+    }
+    if (message.reason !== "") {
+      writer.uint32(42).string(message.reason);
+    }
+    if (message.policy_age_ms !== 0) {
+      writer.uint32(48).int64(message.policy_age_ms);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuthorizeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuthorizeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.decision = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.binding = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.origin = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.policy_age_ms = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuthorizeResponse {
+    return {
+      decision: isSet(object.decision) ? globalThis.String(object.decision) : "",
+      binding: isSet(object.binding) ? globalThis.String(object.binding) : "",
+      origin: isSet(object.origin) ? globalThis.String(object.origin) : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      policy_age_ms: isSet(object.policyAgeMs)
+        ? globalThis.Number(object.policyAgeMs)
+        : isSet(object.policy_age_ms)
+        ? globalThis.Number(object.policy_age_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: AuthorizeResponse): unknown {
+    const obj: any = {};
+    if (message.decision !== "") {
+      obj.decision = message.decision;
+    }
+    if (message.binding !== "") {
+      obj.binding = message.binding;
+    }
+    if (message.origin !== "") {
+      obj.origin = message.origin;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.policy_age_ms !== 0) {
+      obj.policyAgeMs = Math.round(message.policy_age_ms);
+    }
+    return obj;
+  },
+};
+
 /**
  * The local administration API of a running node, served on a unix socket inside
  * the node's data directory; file permissions decide who may use it. The vmtree
@@ -2518,6 +3745,54 @@ export const AdminServiceService = {
     responseSerialize: (value: PruneAuditResponse): Buffer => Buffer.from(PruneAuditResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): PruneAuditResponse => PruneAuditResponse.decode(value),
   },
+  /**
+   * Makes a policy file this node's policy set for its subtree, as a new version.
+   * Nothing changes if the file has any error.
+   */
+  applyPolicy: {
+    path: "/vmtree.v1.AdminService/ApplyPolicy" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ApplyPolicyRequest): Buffer => Buffer.from(ApplyPolicyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ApplyPolicyRequest => ApplyPolicyRequest.decode(value),
+    responseSerialize: (value: ApplyPolicyResponse): Buffer => Buffer.from(ApplyPolicyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ApplyPolicyResponse => ApplyPolicyResponse.decode(value),
+  },
+  /** The policy sets in force here: the ancestors' (inherited) and this node's own. */
+  showPolicy: {
+    path: "/vmtree.v1.AdminService/ShowPolicy" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ShowPolicyRequest): Buffer => Buffer.from(ShowPolicyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ShowPolicyRequest => ShowPolicyRequest.decode(value),
+    responseSerialize: (value: ShowPolicyResponse): Buffer => Buffer.from(ShowPolicyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ShowPolicyResponse => ShowPolicyResponse.decode(value),
+  },
+  /** For every node of the subtree: the policy versions it applied, and whether it is behind. */
+  getPolicyStatus: {
+    path: "/vmtree.v1.AdminService/GetPolicyStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetPolicyStatusRequest): Buffer =>
+      Buffer.from(GetPolicyStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetPolicyStatusRequest => GetPolicyStatusRequest.decode(value),
+    responseSerialize: (value: GetPolicyStatusResponse): Buffer =>
+      Buffer.from(GetPolicyStatusResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetPolicyStatusResponse => GetPolicyStatusResponse.decode(value),
+  },
+  /**
+   * Decides whether a user may do an action on a camera, from the policies held
+   * here (also while the parent is unreachable). Every decision is audited.
+   */
+  authorize: {
+    path: "/vmtree.v1.AdminService/Authorize" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AuthorizeRequest): Buffer => Buffer.from(AuthorizeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AuthorizeRequest => AuthorizeRequest.decode(value),
+    responseSerialize: (value: AuthorizeResponse): Buffer => Buffer.from(AuthorizeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AuthorizeResponse => AuthorizeResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -2541,6 +3816,20 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   resolveAuditQuarantine: handleUnaryCall<ResolveAuditQuarantineRequest, ResolveAuditQuarantineResponse>;
   /** Deletes audit entries past retention that the parent has stored. */
   pruneAudit: handleUnaryCall<PruneAuditRequest, PruneAuditResponse>;
+  /**
+   * Makes a policy file this node's policy set for its subtree, as a new version.
+   * Nothing changes if the file has any error.
+   */
+  applyPolicy: handleUnaryCall<ApplyPolicyRequest, ApplyPolicyResponse>;
+  /** The policy sets in force here: the ancestors' (inherited) and this node's own. */
+  showPolicy: handleUnaryCall<ShowPolicyRequest, ShowPolicyResponse>;
+  /** For every node of the subtree: the policy versions it applied, and whether it is behind. */
+  getPolicyStatus: handleUnaryCall<GetPolicyStatusRequest, GetPolicyStatusResponse>;
+  /**
+   * Decides whether a user may do an action on a camera, from the policies held
+   * here (also while the parent is unreachable). Every decision is audited.
+   */
+  authorize: handleUnaryCall<AuthorizeRequest, AuthorizeResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -2689,6 +3978,76 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: PruneAuditResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Makes a policy file this node's policy set for its subtree, as a new version.
+   * Nothing changes if the file has any error.
+   */
+  applyPolicy(
+    request: ApplyPolicyRequest,
+    callback: (error: ServiceError | null, response: ApplyPolicyResponse) => void,
+  ): ClientUnaryCall;
+  applyPolicy(
+    request: ApplyPolicyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ApplyPolicyResponse) => void,
+  ): ClientUnaryCall;
+  applyPolicy(
+    request: ApplyPolicyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ApplyPolicyResponse) => void,
+  ): ClientUnaryCall;
+  /** The policy sets in force here: the ancestors' (inherited) and this node's own. */
+  showPolicy(
+    request: ShowPolicyRequest,
+    callback: (error: ServiceError | null, response: ShowPolicyResponse) => void,
+  ): ClientUnaryCall;
+  showPolicy(
+    request: ShowPolicyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ShowPolicyResponse) => void,
+  ): ClientUnaryCall;
+  showPolicy(
+    request: ShowPolicyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ShowPolicyResponse) => void,
+  ): ClientUnaryCall;
+  /** For every node of the subtree: the policy versions it applied, and whether it is behind. */
+  getPolicyStatus(
+    request: GetPolicyStatusRequest,
+    callback: (error: ServiceError | null, response: GetPolicyStatusResponse) => void,
+  ): ClientUnaryCall;
+  getPolicyStatus(
+    request: GetPolicyStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetPolicyStatusResponse) => void,
+  ): ClientUnaryCall;
+  getPolicyStatus(
+    request: GetPolicyStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetPolicyStatusResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Decides whether a user may do an action on a camera, from the policies held
+   * here (also while the parent is unreachable). Every decision is audited.
+   */
+  authorize(
+    request: AuthorizeRequest,
+    callback: (error: ServiceError | null, response: AuthorizeResponse) => void,
+  ): ClientUnaryCall;
+  authorize(
+    request: AuthorizeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AuthorizeResponse) => void,
+  ): ClientUnaryCall;
+  authorize(
+    request: AuthorizeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AuthorizeResponse) => void,
   ): ClientUnaryCall;
 }
 

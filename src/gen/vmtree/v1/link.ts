@@ -22,6 +22,7 @@ import {
 } from "@grpc/grpc-js";
 import { AuditEntry, AuditHead } from "./audit.js";
 import { CameraChange } from "./inventory.js";
+import { PolicyApplied, PolicySet, PolicyVersion } from "./policy.js";
 
 export const protobufPackage = "vmtree.v1";
 
@@ -85,6 +86,23 @@ export interface SyncAuditResponse {
    * accepted until an administrator there resolves it.
    */
   quarantined_origins: string[];
+}
+
+export interface SyncPoliciesRequest {
+  /** In the first message only: the version the child holds of each author's set. */
+  held: PolicyVersion[];
+  /**
+   * What nodes of the child's subtree, the child included, have applied; only
+   * changes after the first message.
+   */
+  applied: PolicyApplied[];
+}
+
+export interface SyncPoliciesResponse {
+  /** Sets newer than the child holds, ancestors first. */
+  sets: PolicySet[];
+  /** True on the first message, once it carried every newer set the parent held. */
+  caught_up: boolean;
 }
 
 function createBaseHelloRequest(): HelloRequest {
@@ -740,6 +758,162 @@ export const SyncAuditResponse: MessageFns<SyncAuditResponse> = {
   },
 };
 
+function createBaseSyncPoliciesRequest(): SyncPoliciesRequest {
+  return { held: [], applied: [] };
+}
+
+export const SyncPoliciesRequest: MessageFns<SyncPoliciesRequest> = {
+  encode(message: SyncPoliciesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.held) {
+      PolicyVersion.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.applied) {
+      PolicyApplied.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SyncPoliciesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSyncPoliciesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.held.push(PolicyVersion.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.applied.push(PolicyApplied.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SyncPoliciesRequest {
+    return {
+      held: globalThis.Array.isArray(object?.held) ? object.held.map((e: any) => PolicyVersion.fromJSON(e)) : [],
+      applied: globalThis.Array.isArray(object?.applied)
+        ? object.applied.map((e: any) => PolicyApplied.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: SyncPoliciesRequest): unknown {
+    const obj: any = {};
+    if (message.held?.length) {
+      obj.held = message.held.map((e) => PolicyVersion.toJSON(e));
+    }
+    if (message.applied?.length) {
+      obj.applied = message.applied.map((e) => PolicyApplied.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseSyncPoliciesResponse(): SyncPoliciesResponse {
+  return { sets: [], caught_up: false };
+}
+
+export const SyncPoliciesResponse: MessageFns<SyncPoliciesResponse> = {
+  encode(message: SyncPoliciesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.sets) {
+      PolicySet.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.caught_up !== false) {
+      writer.uint32(16).bool(message.caught_up);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SyncPoliciesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSyncPoliciesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sets.push(PolicySet.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.caught_up = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SyncPoliciesResponse {
+    return {
+      sets: globalThis.Array.isArray(object?.sets) ? object.sets.map((e: any) => PolicySet.fromJSON(e)) : [],
+      caught_up: isSet(object.caughtUp)
+        ? globalThis.Boolean(object.caughtUp)
+        : isSet(object.caught_up)
+        ? globalThis.Boolean(object.caught_up)
+        : false,
+    };
+  },
+
+  toJSON(message: SyncPoliciesResponse): unknown {
+    const obj: any = {};
+    if (message.sets?.length) {
+      obj.sets = message.sets.map((e) => PolicySet.toJSON(e));
+    }
+    if (message.caught_up !== false) {
+      obj.caughtUp = message.caught_up;
+    }
+    return obj;
+  },
+};
+
 /**
  * Served by a parent to its enrolled children over mutual TLS. The caller's
  * site id is read from its verified certificate, never from a message.
@@ -786,6 +960,21 @@ export const ParentServiceService = {
     responseSerialize: (value: SyncAuditResponse): Buffer => Buffer.from(SyncAuditResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SyncAuditResponse => SyncAuditResponse.decode(value),
   },
+  /**
+   * Policy sets down, applied versions up. The parent answers the child's first
+   * message with every set newer than the child holds, then pushes each new
+   * version as it is applied or received; the child reports what its subtree applied.
+   */
+  syncPolicies: {
+    path: "/vmtree.v1.ParentService/SyncPolicies" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: SyncPoliciesRequest): Buffer => Buffer.from(SyncPoliciesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SyncPoliciesRequest => SyncPoliciesRequest.decode(value),
+    responseSerialize: (value: SyncPoliciesResponse): Buffer =>
+      Buffer.from(SyncPoliciesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SyncPoliciesResponse => SyncPoliciesResponse.decode(value),
+  },
 } as const;
 
 export interface ParentServiceServer extends UntypedServiceImplementation {
@@ -804,6 +993,12 @@ export interface ParentServiceServer extends UntypedServiceImplementation {
    * parent verifies each origin's hash chain as it stores it.
    */
   syncAudit: handleBidiStreamingCall<SyncAuditRequest, SyncAuditResponse>;
+  /**
+   * Policy sets down, applied versions up. The parent answers the child's first
+   * message with every set newer than the child holds, then pushes each new
+   * version as it is applied or received; the child reports what its subtree applied.
+   */
+  syncPolicies: handleBidiStreamingCall<SyncPoliciesRequest, SyncPoliciesResponse>;
 }
 
 export interface ParentServiceClient extends Client {
@@ -846,6 +1041,17 @@ export interface ParentServiceClient extends Client {
     metadata: Metadata,
     options?: Partial<CallOptions>,
   ): ClientDuplexStream<SyncAuditRequest, SyncAuditResponse>;
+  /**
+   * Policy sets down, applied versions up. The parent answers the child's first
+   * message with every set newer than the child holds, then pushes each new
+   * version as it is applied or received; the child reports what its subtree applied.
+   */
+  syncPolicies(): ClientDuplexStream<SyncPoliciesRequest, SyncPoliciesResponse>;
+  syncPolicies(options: Partial<CallOptions>): ClientDuplexStream<SyncPoliciesRequest, SyncPoliciesResponse>;
+  syncPolicies(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<SyncPoliciesRequest, SyncPoliciesResponse>;
 }
 
 export const ParentServiceClient = makeGenericClientConstructor(

@@ -36,6 +36,16 @@ function expectedEntry(fields: Omit<AuditEntry, "hash">): AuditEntry {
 }
 
 describe("AuditLog.append", () => {
+  it("AuditLog.append - appends made at once are grouped into few writes, in call order, one chain", async () => {
+    const log = new AuditLog(store, "kz", 1);
+    const batch = vi.spyOn(store.db, "batch");
+    const entries = await Promise.all(Array.from({ length: 1_500 }, (_, i) => log.append(event("vms.view_live", `cam-${i}`))));
+    expect(entries.map((e) => [e.seq, e.target])).toEqual(Array.from({ length: 1_500 }, (_, i) => [i + 1, `cam-${i}`]));
+    // Groups of at most 1,000 entries, each with the head's move.
+    expect(batch.mock.calls.map(([ops]) => (ops as unknown[]).length)).toEqual([1_001, 501]);
+    expect((await log.verify()).map((r) => [r.origin, r.entries, r.ok])).toEqual([["kz", 1_500, true]]);
+  });
+
   it("AuditLog.append - numbers entries 1..n and chains each to the previous hash from GENESIS_HASH", async () => {
     const log = new AuditLog(store, "kz", 1);
     const first = await log.append(event("inventory.import", "cameras.csv", { file: "cameras.csv", cameras: 3 }));

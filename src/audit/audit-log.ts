@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import type { AuditEntry, AuditHead } from "../gen/vmtree/v1/audit.ts";
 import { VmtreeError } from "../errors.ts";
 import { isInSubtree } from "../pki/site-id.ts";
-import type { NodeStore } from "../store/node-store.ts";
+import { delOp as del, putOp as put, type BatchOp, type NodeStore } from "../store/node-store.ts";
 import { SerialQueue } from "../util/serial-queue.ts";
 import { canonicalJson, GENESIS_HASH, hashEntry } from "./audit-hash.ts";
 import { checkChain, type ChainBreak, type StoredEntry } from "./chain.ts";
@@ -105,6 +105,8 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
   /** When this node stored each relayed entry, by entry key: its own clock, not the origin's. */
   readonly #received;
   readonly #writes = new SerialQueue();
+  /** Events waiting for the next grouped append, in call order. */
+  readonly #waiting: { event: AuditEvent; resolve: (entry: AuditEntry) => void; reject: (reason: unknown) => void }[] = [];
 
   constructor(store: NodeStore, site: string, epoch: number) {
     super();
@@ -120,10 +122,27 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
     this.#received = store.section<number>("audit-received");
   }
 
-  /** Appends an event of this node and resolves with the stored entry once it is durable. */
-  async append(event: AuditEvent): Promise<AuditEntry> {
-    const [entry] = await this.appendMany([event]);
-    return entry!;
+  /**
+   * Appends an event of this node and resolves with the stored entry once it is durable.
+   * Events appended while a write is under way are written together in the next batch:
+   * one synced write for many callers (every decision of a busy site is audited).
+   */
+  append(event: AuditEvent): Promise<AuditEntry> {
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ event, resolve, reject });
+      if (this.#waiting.length === 1) void this.#writes.run(() => this.#appendWaiting());
+    });
+  }
+
+  async #appendWaiting(): Promise<void> {
+    const group = this.#waiting.splice(0, MAX_GROUP_APPEND);
+    if (this.#waiting.length > 0) void this.#writes.run(() => this.#appendWaiting());
+    try {
+      const entries = await this.#appendNow(group.map((waiting) => waiting.event));
+      group.forEach((waiting, i) => waiting.resolve(entries[i]!));
+    } catch (error) {
+      for (const waiting of group) waiting.reject(error);
+    }
   }
 
   /** Appends events in order, in one batch. */
@@ -652,17 +671,9 @@ export class AuditLog extends EventEmitter<{ change: [] }> {
   }
 }
 
+/** Events in one grouped append: bounds one batch's size however many callers wait. */
+const MAX_GROUP_APPEND = 1_000;
 const SEVEN_YEARS_MS = 7 * 366 * 24 * 3600 * 1000;
-
-type BatchOp = { type: "put"; sublevel: never; key: string; value: unknown } | { type: "del"; sublevel: never; key: string };
-
-function put(sublevel: object, key: string, value: unknown): BatchOp {
-  return { type: "put", sublevel: sublevel as never, key, value };
-}
-
-function del(sublevel: object, key: string): BatchOp {
-  return { type: "del", sublevel: sublevel as never, key };
-}
 
 /** Origin, epoch and sequence of an entry key, or undefined for a key outside the layout. */
 function keyPosition(key: string): { origin: string; epoch: number; seq: number } | undefined {

@@ -3,6 +3,19 @@ import { join } from "node:path";
 import { Level } from "level";
 import { VmtreeError } from "../errors.ts";
 
+/** One operation of an atomic batch across sections: `sublevel` names the section. */
+export type BatchOp = { type: "put"; sublevel: never; key: string; value: unknown } | { type: "del"; sublevel: never; key: string };
+
+/** A put of `value` under `key` in `section`, for {@link NodeStore.db}'s `batch`. */
+export function putOp(section: object, key: string, value: unknown): BatchOp {
+  return { type: "put", sublevel: section as never, key, value };
+}
+
+/** A delete of `key` in `section`, for {@link NodeStore.db}'s `batch`. */
+export function delOp(section: object, key: string): BatchOp {
+  return { type: "del", sublevel: section as never, key };
+}
+
 /** Options of {@link NodeStore.open}. */
 export interface OpenStoreOptions {
   /**

@@ -3,7 +3,7 @@ import { VmtreeError } from "../errors.ts";
 import type { Camera, CameraChange } from "../gen/vmtree/v1/inventory.ts";
 import type { Checkpoint } from "../gen/vmtree/v1/link.ts";
 import { isInSubtree } from "../pki/site-id.ts";
-import type { NodeStore } from "../store/node-store.ts";
+import { delOp, putOp, type BatchOp, type NodeStore } from "../store/node-store.ts";
 import { stripCredentials } from "../inventory/strip-credentials.ts";
 import { SerialQueue } from "../util/serial-queue.ts";
 
@@ -86,9 +86,9 @@ export class InventoryReplica extends EventEmitter<{ change: [] }> {
       const ops: BatchOp[] = [];
       const write = (cameraId: string, camera: Camera | null, previous: CameraRecord | undefined) => {
         seq += 1;
-        if (previous) ops.push(this.#del(this.#index, indexKey(origin, previous.seq)));
-        ops.push(this.#put(this.#records, recordKey(origin, cameraId), { epoch, seq, camera }));
-        ops.push(this.#put(this.#index, indexKey(origin, seq), { camera_id: cameraId, camera }));
+        if (previous) ops.push(delOp(this.#index, indexKey(origin, previous.seq)));
+        ops.push(putOp(this.#records, recordKey(origin, cameraId), { epoch, seq, camera }));
+        ops.push(putOp(this.#index, indexKey(origin, seq), { camera_id: cameraId, camera }));
       };
       const incoming = new Set<string>();
       for (const camera of cameras) {
@@ -111,7 +111,7 @@ export class InventoryReplica extends EventEmitter<{ change: [] }> {
         }
       }
       if (ops.length > 0) {
-        ops.push(this.#put(this.#checkpoints, origin, { origin, epoch, seq }));
+        ops.push(putOp(this.#checkpoints, origin, { origin, epoch, seq }));
         // The last moment to give up: a caller told the import failed must find nothing applied.
         if (options.signal?.aborted) {
           throw new VmtreeError("unavailable", "the node is stopping; the import was not applied; run it again once the node is back");
@@ -151,17 +151,17 @@ export class InventoryReplica extends EventEmitter<{ change: [] }> {
         const key = recordKey(change.origin, change.camera_id);
         const previous = records.has(key) ? records.get(key) : await this.#records.get(key);
         if (previous && previous.epoch === change.epoch) {
-          ops.push(this.#del(this.#index, indexKey(change.origin, previous.seq)));
+          ops.push(delOp(this.#index, indexKey(change.origin, previous.seq)));
         }
         const camera = change.camera ? sanitize(change.camera) : null;
         const record = { epoch: change.epoch, seq: change.seq, camera };
         records.set(key, record);
-        ops.push(this.#put(this.#records, key, record));
-        ops.push(this.#put(this.#index, indexKey(change.origin, change.seq), { camera_id: change.camera_id, camera }));
+        ops.push(putOp(this.#records, key, record));
+        ops.push(putOp(this.#index, indexKey(change.origin, change.seq), { camera_id: change.camera_id, camera }));
         checkpoint.seq = change.seq;
         applied += 1;
       }
-      for (const checkpoint of checkpoints.values()) ops.push(this.#put(this.#checkpoints, checkpoint.origin, checkpoint));
+      for (const checkpoint of checkpoints.values()) ops.push(putOp(this.#checkpoints, checkpoint.origin, checkpoint));
       if (ops.length > 0) await this.#store.db.batch(ops, { sync: true });
       if (applied > 0) this.emit("change");
       return { checkpoints: [...checkpoints.values()], applied };
@@ -178,7 +178,7 @@ export class InventoryReplica extends EventEmitter<{ change: [] }> {
       const checkpoint = await this.#checkpoints.get(origin);
       if (!checkpoint || checkpoint.epoch >= epoch) return false;
       const ops = await this.#dropOriginOps(origin);
-      ops.push(this.#put(this.#checkpoints, origin, { origin, epoch, seq: 0 }));
+      ops.push(putOp(this.#checkpoints, origin, { origin, epoch, seq: 0 }));
       await this.#store.db.batch(ops, { sync: true });
       // Relays above must learn of the new epoch too, even before it has changes.
       this.emit("change");
@@ -231,6 +231,12 @@ export class InventoryReplica extends EventEmitter<{ change: [] }> {
     return result.sort((a, b) => compare(a.site, b.site) || compare(a.camera.camera_id, b.camera.camera_id));
   }
 
+  /** One live camera of `site`, as `list` shows it; undefined when there is none. */
+  async camera(site: string, cameraId: string): Promise<Camera | undefined> {
+    const record = await this.#records.get(recordKey(site, cameraId));
+    return record?.camera ? sanitize(record.camera) : undefined;
+  }
+
   /** Every origin this node holds data for, with its checkpoint. */
   async origins(): Promise<Checkpoint[]> {
     return this.#checkpoints.values().all();
@@ -238,23 +244,11 @@ export class InventoryReplica extends EventEmitter<{ change: [] }> {
 
   async #dropOriginOps(origin: string): Promise<BatchOp[]> {
     const ops: BatchOp[] = [];
-    for await (const key of this.#records.keys(originRange(origin))) ops.push(this.#del(this.#records, key));
-    for await (const key of this.#index.keys(originRange(origin))) ops.push(this.#del(this.#index, key));
+    for await (const key of this.#records.keys(originRange(origin))) ops.push(delOp(this.#records, key));
+    for await (const key of this.#index.keys(originRange(origin))) ops.push(delOp(this.#index, key));
     return ops;
   }
-
-  #put<V>(sublevel: { readonly prefix: string }, key: string, value: V): BatchOp {
-    return { type: "put", sublevel: sublevel as never, key, value };
-  }
-
-  #del(sublevel: { readonly prefix: string }, key: string): BatchOp {
-    return { type: "del", sublevel: sublevel as never, key };
-  }
 }
-
-type BatchOp =
-  | { type: "put"; sublevel: never; key: string; value: unknown }
-  | { type: "del"; sublevel: never; key: string };
 
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;

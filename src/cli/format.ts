@@ -2,6 +2,7 @@ import type { ChainReport, GetStatusResponse, LinkStatus } from "../gen/vmtree/v
 import type { AuditEntry } from "../gen/vmtree/v1/audit.ts";
 import type { Camera } from "../gen/vmtree/v1/inventory.ts";
 import { CAMERA_FIELDS } from "../inventory/camera.ts";
+import { policyStateJson, policyStateText } from "./policy-format.ts";
 
 const iso = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : null);
 
@@ -50,6 +51,7 @@ export function statusJson(status: GetStatusResponse) {
       own: status.audit_entries_own,
       quarantined: status.audit_quarantines.map((q) => ({ origin: q.origin, epoch: q.epoch, seq: q.seq, reason: q.reason, since: iso(q.at_ms) })),
     },
+    policy: status.policy ? policyStateJson(status.policy) : null,
   };
 }
 
@@ -72,6 +74,7 @@ export function statusText(status: GetStatusResponse): string {
       (json.parent ? `; ${json.parent.auditPending} waiting, ${json.parent.auditSent} sent` : "") +
       (json.parent?.auditQuarantinedByParent.length ? `; QUARANTINED by the parent: ${json.parent.auditQuarantinedByParent.join(", ")}` : ""),
     ...json.audit.quarantined.map((q) => `  QUARANTINED ${q.origin} since ${q.since} at entry ${q.seq} (epoch ${q.epoch}): ${q.reason}`),
+    ...(status.policy ? [`policy    ${policyStateText(status.policy)}`] : []),
   ];
   return `${lines.join("\n")}\n`;
 }

@@ -4,6 +4,7 @@ import { auditListCommand, auditPruneCommand, auditRecordCommand, auditResolveCo
 import { camerasImportCommand, camerasListCommand } from "./camera-commands.ts";
 import type { Command, Out } from "./command.ts";
 import { initCommand, inviteCommand, joinCommand } from "./enrolment-commands.ts";
+import { authorizeCommand, policyApplyCommand, policyShowCommand, policyStatusCommand } from "./policy-commands.ts";
 import { serveCommand } from "./serve-command.ts";
 import { statusCommand } from "./status-command.ts";
 
@@ -20,6 +21,10 @@ const COMMANDS: readonly Command[] = [
   auditRecordCommand,
   auditResolveCommand,
   auditPruneCommand,
+  policyApplyCommand,
+  policyShowCommand,
+  policyStatusCommand,
+  authorizeCommand,
 ];
 
 /** Verbs that group sub-verbs (`cameras import`). */

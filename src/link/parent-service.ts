@@ -10,8 +10,11 @@ import type {
   SyncAuditResponse,
   SyncInventoryRequest,
   SyncInventoryResponse,
+  SyncPoliciesRequest,
+  SyncPoliciesResponse,
 } from "../gen/vmtree/v1/link.ts";
 import type { Invitations } from "../pki/invitations.ts";
+import type { PolicyStore } from "../policy/policy-store.ts";
 import { isInSubtree, parentOf } from "../pki/site-id.ts";
 import type { InventoryReplica } from "../sync/inventory-replica.ts";
 import { validateBatch } from "../sync/validate-change.ts";
@@ -19,6 +22,7 @@ import { waitForDrain } from "../util/drain.ts";
 import type { Logger } from "../util/log.ts";
 import type { ChildLinks } from "./child-links.ts";
 import { peerIdentity } from "./peer-identity.ts";
+import { servePolicies } from "./policy-link.ts";
 import { toServiceError } from "./status.ts";
 
 /** What the parent service needs from its node. */
@@ -27,6 +31,7 @@ export interface ParentServiceDeps {
   replica: InventoryReplica;
   audit: AuditLog;
   invitations: Invitations;
+  policies: PolicyStore;
   links: ChildLinks;
   log: Logger;
 }
@@ -98,10 +103,11 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
   };
 
   /**
-   * Runs one child's sync stream: authorizes, then handles batches one at a time and
-   * writes each acknowledgement only after `handle` has stored the batch durably.
+   * Runs one child's long-lived stream: authorizes, marks the link open while `run` goes
+   * on, and ends the call with the refusal's status when it throws. The session is tracked
+   * so that shutdown and resyncs can end it.
    */
-  const serveStream = <Req, Res>(method: string, call: ServerDuplexStream<Req, Res>, handle: (child: Child, batch: Req) => Promise<Res>) => {
+  const serveSession = <Req, Res>(method: string, call: ServerDuplexStream<Req, Res>, run: (child: Child) => Promise<void>) => {
     const entry: Session = { done: Promise.resolve(), endedHere: false };
     const session = (async () => {
       if (closing) throw new VmtreeError("unavailable", `${deps.site} is shutting down`);
@@ -110,11 +116,7 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
       const link = deps.links.open(child.site);
       if (link.connected) await linkEvent(child.site, "link.connect");
       try {
-        for await (const batch of call as AsyncIterable<Req>) {
-          const response = await handle(child, batch);
-          if (!call.write(response)) await waitForDrain(call);
-        }
-        call.end();
+        await run(child);
       } finally {
         if (await link.close()) await linkEvent(child.site, "link.disconnect");
       }
@@ -126,6 +128,17 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
     entry.done = session;
     sessions.set(call as AnyStream, entry);
     void session.finally(() => sessions.delete(call as AnyStream));
+  };
+
+  /** A sync stream of batches: each acknowledgement is written only after `handle` stored its batch durably. */
+  const serveStream = <Req, Res>(method: string, call: ServerDuplexStream<Req, Res>, handle: (child: Child, batch: Req) => Promise<Res>) => {
+    serveSession(method, call, async (child) => {
+      for await (const batch of call as AsyncIterable<Req>) {
+        const response = await handle(child, batch);
+        if (!call.write(response)) await waitForDrain(call);
+      }
+      call.end();
+    });
   };
 
   const implementation: ParentServiceServer = {
@@ -168,6 +181,10 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
         deps.links.synced(child.site, { audit: result.stored }, batch.pending);
         return { batch_id: batch.batch_id, heads: result.heads, quarantined_origins: result.quarantined.map((q) => q.origin) };
       });
+    },
+
+    syncPolicies(call: ServerDuplexStream<SyncPoliciesRequest, SyncPoliciesResponse>): void {
+      serveSession("SyncPolicies", call, (child) => servePolicies(call, child.site, deps.policies));
     },
   };
 

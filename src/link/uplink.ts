@@ -5,12 +5,14 @@ import { VmtreeError } from "../errors.ts";
 import { ParentServiceClient, type HelloResponse } from "../gen/vmtree/v1/link.ts";
 import { InventoryFeed } from "../sync/inventory-feed.ts";
 import { parentOwnAuditHead, rollbackProblem, type OwnProgress } from "../sync/rollback-check.ts";
+import type { PolicyStore } from "../policy/policy-store.ts";
 import type { NodeStore } from "../store/node-store.ts";
 import type { InventoryReplica } from "../sync/inventory-replica.ts";
 import type { UpstreamAcks } from "../sync/upstream-acks.ts";
 import { Backoff, delay } from "../util/backoff.ts";
 import type { Logger } from "../util/log.ts";
 import { LINK_CLIENT_OPTIONS } from "./grpc-options.ts";
+import { followPolicies, type PolicyFollower } from "./policy-link.ts";
 import { fromServiceError } from "./status.ts";
 import { channelOptionsFor } from "./tls.ts";
 import { streamFeed } from "./up-feed.ts";
@@ -25,6 +27,7 @@ export interface UplinkOptions {
   replica: InventoryReplica;
   acks: UpstreamAcks;
   audit: AuditLog;
+  policies: PolicyStore;
   store: NodeStore;
   log: Logger;
   /** Inventory changes per batch; default 500. */
@@ -54,6 +57,8 @@ export interface UplinkState {
   auditSent: number;
   /** Origins whose audit stream the parent has quarantined. */
   auditQuarantinedByParent: string[];
+  /** Whether this node holds the parent's latest policy sets now. */
+  policiesInSync: boolean;
   lastError: string;
 }
 
@@ -81,6 +86,7 @@ export class Uplink {
   readonly #abort = new AbortController();
   readonly #state: UplinkState;
   #feeds: { inventory: InventoryFeed; audit: AuditFeed } | undefined;
+  #policies: PolicyFollower | undefined;
   #running: Promise<void> | undefined;
   /** Whether a rollback was logged and audited, so that the retries do not repeat it. */
   #refused = false;
@@ -98,6 +104,7 @@ export class Uplink {
       sent: 0,
       auditSent: 0,
       auditQuarantinedByParent: [],
+      policiesInSync: false,
       lastError: "",
     };
   }
@@ -115,6 +122,7 @@ export class Uplink {
       sent: this.#state.sent + (feeds?.inventory.sent ?? 0),
       auditSent: this.#state.auditSent + (feeds?.audit.sent ?? 0),
       auditQuarantinedByParent: feeds?.audit.quarantinedByParent ?? this.#state.auditQuarantinedByParent,
+      policiesInSync: this.#policies?.inSync ?? false,
     };
   }
 
@@ -162,6 +170,10 @@ export class Uplink {
       this.#state.lastError = "";
       this.#setState("connected");
       log.info("parent link up", { parent: parentSite, address });
+      // Policies first: a revocation made while this node was away must be in force
+      // before anything else catches up.
+      this.#policies = followPolicies(client, { ...this.#options, signal: session.signal, log });
+      await this.#policies.caughtUp;
       await this.#options.acks.save(hello.checkpoints);
       await this.#options.audit.saveAnchors(hello.audit_heads);
       this.#feeds = {
@@ -174,14 +186,18 @@ export class Uplink {
         signal: session.signal,
         onAcknowledged: () => (this.#state.lastSyncMs = Date.now()),
       };
-      // Either stream failing ends the session; the other is stopped with it.
+      // Any stream failing ends the session; the others are stopped with it.
       const streams = [
+        this.#policies.done,
         streamFeed(this.#feeds.inventory, client, { ...options, batchSize: this.#options.batchSize ?? 500 }),
         streamFeed(this.#feeds.audit, client, { ...options, batchSize: this.#options.auditBatchSize ?? 2000 }),
       ];
       await Promise.race(streams).finally(stop);
       await Promise.all(streams);
     } finally {
+      stop();
+      await this.#policies?.done.catch(() => undefined);
+      this.#policies = undefined;
       signal.removeEventListener("abort", onAbort);
       signal.removeEventListener("abort", stop);
       client.close();

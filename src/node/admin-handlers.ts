@@ -21,6 +21,10 @@ export const ADMIN_METHODS = [
   "recordAudit",
   "resolveAuditQuarantine",
   "pruneAudit",
+  "applyPolicy",
+  "showPolicy",
+  "getPolicyStatus",
+  "authorize",
 ] as const satisfies readonly (keyof AdminServiceServer)[];
 
 /** Binds the admin API to `operations`, acting as `actor`. */
@@ -60,5 +64,9 @@ export function createAdminHandlers(operations: AdminOperations, actor: string):
     recordAudit: async (request) => ({ entry: await operations.recordAudit(request) }),
     resolveAuditQuarantine: async (request) => ({ resolved: await operations.resolveAuditQuarantine(actor, request.origin) }),
     pruneAudit: async (request) => ({ deleted: await operations.pruneAudit(actor, request.retention_ms) }),
+    applyPolicy: (request) => operations.applyPolicy(actor, request.file_name, request.content),
+    showPolicy: () => operations.showPolicy(actor),
+    getPolicyStatus: () => operations.policyStatus(actor),
+    authorize: (request) => operations.authorize(actor, request),
   };
 }

@@ -1,6 +1,14 @@
 import type { ChainReport, Quarantine } from "../audit/audit-log.ts";
 import { VmtreeError } from "../errors.ts";
-import type { GetStatusResponse, LinkStatus } from "../gen/vmtree/v1/admin.ts";
+import type {
+  ApplyPolicyResponse,
+  AuthorizeRequest,
+  AuthorizeResponse,
+  GetPolicyStatusResponse,
+  GetStatusResponse,
+  LinkStatus,
+  ShowPolicyResponse,
+} from "../gen/vmtree/v1/admin.ts";
 import type { AuditEntry } from "../gen/vmtree/v1/audit.ts";
 import { isDetailsObject, MAX_DETAILS_DEPTH } from "../audit/validate-entry.ts";
 import { parseInventory } from "../inventory/parse-inventory.ts";
@@ -10,6 +18,7 @@ import type { ImportCounts, SiteCamera } from "../sync/inventory-replica.ts";
 import { lastUplinkHistory } from "../link/uplink.ts";
 import { checkListenAddress } from "./address.ts";
 import type { VmtreeNode } from "./node.ts";
+import { PolicyOperations } from "./policy-operations.ts";
 
 /** Largest inventory file accepted. */
 export const MAX_IMPORT_BYTES = 64 * 1024 * 1024;
@@ -34,9 +43,49 @@ export interface AuditListQuery {
  */
 export class AdminOperations {
   readonly #node: VmtreeNode;
+  readonly #policies: PolicyOperations;
 
   constructor(node: VmtreeNode) {
     this.#node = node;
+    this.#policies = new PolicyOperations(node);
+  }
+
+  /** Makes a policy file this node's policy set for its subtree, as a new version. */
+  applyPolicy(actor: string, fileName: string, content: Uint8Array): Promise<ApplyPolicyResponse> {
+    return this.#audited(actor, "policy.apply", this.#node.config.site, () => this.#policies.apply(actor, fileName, content), (result) => ({
+      file: fileName,
+      version: result.set?.version ?? 0,
+      previous_version: result.previous_version,
+      changes: result.changes.length,
+      sha256: result.set?.sha256 ?? "",
+    }));
+  }
+
+  /** The policy sets in force here. */
+  showPolicy(actor: string): Promise<ShowPolicyResponse> {
+    return this.#audited(actor, "policy.show", this.#node.config.site, () => this.#policies.show());
+  }
+
+  /** The policy versions every node of the subtree applied. */
+  policyStatus(actor: string): Promise<GetPolicyStatusResponse> {
+    return this.#audited(actor, "policy.status", this.#node.config.site, () => this.#policies.status(), (status) => ({
+      nodes: status.nodes.length,
+      behind: status.nodes.filter((n) => n.behind).length,
+    }));
+  }
+
+  /** Decides a request; the decision is recorded, a deny as refused. */
+  authorize(actor: string, request: AuthorizeRequest): Promise<AuthorizeResponse> {
+    const target = `${request.site || this.#node.config.site}/${request.camera}`;
+    return this.#audited(actor, "policy.authorize", target, () => this.#policies.authorize(request), (decision) => ({
+      user: request.user,
+      action: request.action,
+      decision: decision.decision,
+      binding: decision.binding,
+      origin: decision.origin,
+      version: decision.version,
+      ...(request.at_ms ? { at_ms: request.at_ms } : {}),
+    }), (decision) => (decision.decision === "allow" ? "ok" : "refused"));
   }
 
   /** Imports an inventory file's content as this site's complete inventory. */
@@ -204,6 +253,7 @@ export class AdminOperations {
       started_ms: node.serving ? node.startedMs : 0,
       audit_quarantines: (await node.audit.quarantines()).map(toQuarantineStatus),
       audit_entries_own: ownHead?.seq ?? 0,
+      policy: await this.#policies.state(),
     };
   }
 
@@ -242,12 +292,19 @@ export class AdminOperations {
   }
 
   /** Runs an operation and appends who did what to what, and how it ended. */
-  async #audited<T>(actor: string, action: string, target: string, run: () => Promise<T>, details?: (value: T) => Record<string, unknown>): Promise<T> {
+  async #audited<T>(
+    actor: string,
+    action: string,
+    target: string,
+    run: () => Promise<T>,
+    details?: (value: T) => Record<string, unknown>,
+    result: (value: T) => "ok" | "refused" = () => "ok",
+  ): Promise<T> {
     checkActor(actor);
     const audit = this.#node.audit;
     try {
       const value = await run();
-      await audit.append({ actor, action, target, result: "ok", ...(details ? { details: details(value) } : {}) });
+      await audit.append({ actor, action, target, result: result(value), ...(details ? { details: details(value) } : {}) });
       return value;
     } catch (error) {
       const failure = VmtreeError.from(error);
@@ -260,7 +317,7 @@ export class AdminOperations {
 
 /** Actor kinds and action groups that only vmtree itself records. */
 const RESERVED_ACTOR_KINDS = new Set(["site", "peer"]);
-const RESERVED_ACTION_GROUPS = new Set(["audit", "call", "enrolment", "inventory", "link", "node"]);
+const RESERVED_ACTION_GROUPS = new Set(["audit", "call", "enrolment", "inventory", "link", "node", "policy"]);
 
 /** Removes the user and password of every URL in `text`, however the URL is cut. */
 export function scrubCredentials(text: string): string {

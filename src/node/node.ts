@@ -13,6 +13,7 @@ import { createParentService, type ParentService } from "../link/parent-service.
 import { clientCredentials, serverCredentials } from "../link/tls.ts";
 import { Uplink, type UplinkState } from "../link/uplink.ts";
 import { Invitations } from "../pki/invitations.ts";
+import { PolicyStore } from "../policy/policy-store.ts";
 import type { NodeStore } from "../store/node-store.ts";
 import { openNodeStore, StoreIdentityError, type StoreMismatch } from "../store/store-identity.ts";
 import { InventoryReplica } from "../sync/inventory-replica.ts";
@@ -57,6 +58,7 @@ export class VmtreeNode {
   readonly links: ChildLinks;
   readonly acks: UpstreamAcks;
   readonly audit: AuditLog;
+  readonly policies: PolicyStore;
   readonly operations: AdminOperations;
   readonly log: Logger;
   readonly startedMs = Date.now();
@@ -82,6 +84,7 @@ export class VmtreeNode {
     this.links = new ChildLinks(store);
     this.acks = new UpstreamAcks(store, this.replica);
     this.audit = new AuditLog(store, config.site, config.epoch);
+    this.policies = new PolicyStore(store, config.site);
     this.operations = new AdminOperations(this);
     this.log = log;
     this.#listen = config.listen;
@@ -141,6 +144,7 @@ export class VmtreeNode {
         replica: this.replica,
         acks: this.acks,
         audit: this.audit,
+        policies: this.policies,
         store: this.store,
         log: this.log.child("uplink"),
       });
@@ -179,6 +183,7 @@ export class VmtreeNode {
       replica: this.replica,
       audit: this.audit,
       invitations: this.invitations,
+      policies: this.policies,
       links: this.links,
       log: this.log.child("children"),
     });

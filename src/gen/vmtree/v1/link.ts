@@ -92,8 +92,8 @@ export interface SyncPoliciesRequest {
   /** In the first message only: the version the child holds of each author's set. */
   held: PolicyVersion[];
   /**
-   * What nodes of the child's subtree, the child included, have applied; only
-   * changes after the first message.
+   * What nodes of the child's subtree, the child included, have applied: all of it
+   * once after the first message, then each change.
    */
   applied: PolicyApplied[];
 }

@@ -1,0 +1,180 @@
+import type { ClientDuplexStream, ServerDuplexStream } from "@grpc/grpc-js";
+import type { AuditLog } from "../audit/audit-log.ts";
+import { VmtreeError } from "../errors.ts";
+import type { ParentServiceClient, SyncPoliciesRequest, SyncPoliciesResponse } from "../gen/vmtree/v1/link.ts";
+import type { PolicyApplied, PolicyVersion } from "../gen/vmtree/v1/policy.ts";
+import { assertSiteId } from "../pki/site-id.ts";
+import type { PolicyStore } from "../policy/policy-store.ts";
+import { waitForDrain } from "../util/drain.ts";
+import type { Logger } from "../util/log.ts";
+import { SerialQueue } from "../util/serial-queue.ts";
+import { fromServiceError } from "./status.ts";
+
+/** A tree is at most 8 levels deep, so a child holds at most that many sets. */
+const MAX_HELD = 8;
+/** Applied reports in one message; a whole subtree's reports are sent in slices of this many. */
+const MAX_APPLIED_PER_MESSAGE = 1_000;
+/** How often a node in sync records that it still is, so that a crash loses little of its policy age. */
+const SYNCED_MARK_INTERVAL_MS = 30_000;
+
+/**
+ * The parent's side of a child's policy stream. The child's first message says which
+ * versions it holds; the answer carries every newer set held here, marked caught up.
+ * After that each new version is pushed as it is stored here (applied on this node, or
+ * received from its own parent), and the child's reports of what its subtree applied
+ * are recorded. Resolves when the child ends the stream.
+ */
+export async function servePolicies(
+  call: ServerDuplexStream<SyncPoliciesRequest, SyncPoliciesResponse>,
+  childSite: string,
+  policies: PolicyStore,
+): Promise<void> {
+  const sent = new Map<string, number>();
+  const writes = new SerialQueue();
+  let started = false;
+  const push = (caughtUp: boolean) =>
+    writes.run(async () => {
+      const sets = (await policies.sets()).map((held) => held.set).filter((set) => set.version > (sent.get(set.author) ?? 0));
+      if (sets.length === 0 && !caughtUp) return;
+      for (const set of sets) sent.set(set.author, set.version);
+      if (!call.write({ sets, caught_up: caughtUp })) await waitForDrain(call);
+    });
+  // A failed push means the stream is gone; the read loop below ends with it.
+  const onSets = () => void (started && push(false).catch(() => undefined));
+  policies.on("sets", onSets);
+  try {
+    for await (const message of call as AsyncIterable<SyncPoliciesRequest>) {
+      checkMessage(message, started);
+      if (!started) {
+        for (const held of message.held) sent.set(held.author, held.version);
+        started = true;
+        await push(true);
+      }
+      if (message.applied.length > 0) await policies.recordApplied(childSite, message.applied);
+    }
+    call.end();
+  } finally {
+    policies.off("sets", onSets);
+  }
+}
+
+function checkMessage(message: SyncPoliciesRequest, started: boolean): void {
+  if (message.held.length > (started ? 0 : MAX_HELD)) {
+    throw new VmtreeError("invalid_argument", started ? "held versions are sent in the first message only" : `more than ${MAX_HELD} held policy versions`);
+  }
+  if (message.applied.length > MAX_APPLIED_PER_MESSAGE) throw new VmtreeError("invalid_argument", `more than ${MAX_APPLIED_PER_MESSAGE} applied reports in one message`);
+  for (const held of message.held) checkVersion(held);
+  for (const report of message.applied) {
+    assertSiteId(report.site);
+    if (report.versions.length > MAX_HELD + 1) throw new VmtreeError("invalid_argument", `site ${report.site} reports more than ${MAX_HELD + 1} policy versions`);
+    for (const version of report.versions) checkVersion(version);
+    if (!Number.isSafeInteger(report.applied_ms) || report.applied_ms < 0) {
+      throw new VmtreeError("invalid_argument", `applied_ms ${report.applied_ms} of ${report.site} is not a time`);
+    }
+  }
+}
+
+function checkVersion(version: PolicyVersion): void {
+  assertSiteId(version.author);
+  if (!Number.isSafeInteger(version.version) || version.version < 1) {
+    throw new VmtreeError("invalid_argument", `version ${version.version} of ${version.author}'s policy set is not a version`);
+  }
+}
+
+/** Options of {@link followPolicies}. */
+export interface FollowPoliciesOptions {
+  site: string;
+  parentSite: string;
+  policies: PolicyStore;
+  audit: AuditLog;
+  log: Logger;
+  signal: AbortSignal;
+}
+
+/** The child's side of the policy stream, once opened. */
+export interface PolicyFollower {
+  /** Resolves once the parent's newer sets are stored here; rejects if the stream fails first. */
+  caughtUp: Promise<void>;
+  /** Whether the node holds its parent's latest sets now. */
+  readonly inSync: boolean;
+  /** Rejects when the stream fails; resolves when `signal` ends it. */
+  done: Promise<void>;
+}
+
+/**
+ * Follows the parent's policy sets: says which versions are held, stores what the parent
+ * sends (ancestors' sets, which this node enforces and passes on to its own children),
+ * and reports up what this node and its subtree applied, as it changes.
+ */
+export function followPolicies(client: ParentServiceClient, options: FollowPoliciesOptions): PolicyFollower {
+  const { site, parentSite, policies, audit, log, signal } = options;
+  const call: ClientDuplexStream<SyncPoliciesRequest, SyncPoliciesResponse> = client.syncPolicies();
+  const writes = new SerialQueue();
+  const receipts = new SerialQueue();
+  let inSync = false;
+  let markTimer: NodeJS.Timeout | undefined;
+  let resolveCaughtUp!: () => void;
+  let fail!: (error: VmtreeError) => void;
+  const caughtUp = new Promise<void>((resolve) => (resolveCaughtUp = resolve));
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  // Whoever awaits only `done` must not see an unhandled rejection of the other.
+  failed.catch(() => undefined);
+
+  const send = (message: SyncPoliciesRequest) =>
+    writes.run(async () => {
+      if (!call.write(message)) await waitForDrain(call);
+    });
+  const report = (changed: PolicyApplied[]) => {
+    for (let i = 0; i < changed.length; i += MAX_APPLIED_PER_MESSAGE) {
+      void send({ held: [], applied: changed.slice(i, i + MAX_APPLIED_PER_MESSAGE) }).catch(() => undefined);
+    }
+  };
+  // Registered before the table is read, so that no report falls between the two.
+  policies.on("applied", report);
+
+  const receive = (message: SyncPoliciesResponse) =>
+    receipts.run(async () => {
+      const stored = await policies.storeReceived(message.sets);
+      for (const set of stored) {
+        log.info("policy set received", { author: set.author, version: set.version });
+        await audit.append({ actor: `site:${parentSite}`, action: "policy.receive", target: set.author, result: "ok", details: { version: set.version, sha256: set.sha256 } });
+      }
+      if (message.caught_up && !inSync) {
+        inSync = true;
+        await policies.markSynced(Date.now());
+        markTimer = setInterval(() => void policies.markSynced(Date.now()).catch(() => undefined), SYNCED_MARK_INTERVAL_MS);
+        resolveCaughtUp();
+      }
+    }).catch((reason: unknown) => fail(VmtreeError.from(reason)));
+
+  call.on("data", (message: SyncPoliciesResponse) => void receive(message));
+  call.on("error", (error) => fail(fromServiceError(error)));
+  call.on("end", () => fail(new VmtreeError("unavailable", "the parent ended the policy stream")));
+  const aborted = new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+
+  void (async () => {
+    const held = (await policies.versions()).filter((v) => v.author !== site);
+    await send({ held, applied: [] });
+    report(await policies.applied());
+  })().catch((reason: unknown) => fail(VmtreeError.from(reason)));
+
+  const done = Promise.race([failed, aborted]).finally(async () => {
+    policies.off("applied", report);
+    clearInterval(markTimer);
+    call.cancel();
+    if (inSync) {
+      inSync = false;
+      await receipts.run(() => policies.markSynced(Date.now())).catch(() => undefined);
+    }
+  });
+  return {
+    caughtUp: Promise.race([caughtUp, failed]),
+    get inSync() {
+      return inSync;
+    },
+    done,
+  };
+}

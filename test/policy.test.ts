@@ -224,4 +224,15 @@ describe("access policies through a three-level tree (R-6.3, R-21…27)", () => 
     proxy.resume();
     await waitFor(() => authorize(metro, "petrov", "view_live"), (d) => d.decision === "allow", 20_000, "decisions again at the metro");
   });
+
+  it("policy flow - a set of 15,000 bindings (2 MB, sent in a message of its own) reaches the site", async () => {
+    const bindings = Array.from({ length: 15_000 }, (_, i) =>
+      `  - id: grant-${i}\n    subject: user:user-${i}\n    action: view_archive\n    scope: kz.ala.metro-01\n    cameras: [${METRO_CAMERA}]\n    effect: allow\n    valid_until: 2027-06-01\n`,
+    ).join("");
+    const file = await policyFile("kz-large.yaml", `${KZ_V1}${bindings}`);
+    ok(await kz.cli(["policy", "apply", file]));
+    const version = (await kz.status()).policy!.versions.find((v) => v.author === "kz")!.version;
+    await waitFor(() => versionAt(metro, "kz"), (v) => v === version, 20_000, "the large set at the metro");
+    expect(await authorize(metro, "user-14999", "view_archive")).toMatchObject({ decision: "allow", binding: "grant-14999", origin: "kz", version });
+  });
 });

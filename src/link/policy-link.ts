@@ -32,12 +32,16 @@ export async function servePolicies(
   const sent = new Map<string, number>();
   const writes = new SerialQueue();
   let started = false;
+  // One set per message: a set may come near the message size limit on its own.
   const push = (caughtUp: boolean) =>
     writes.run(async () => {
       const sets = (await policies.sets()).map((held) => held.set).filter((set) => set.version > (sent.get(set.author) ?? 0));
-      if (sets.length === 0 && !caughtUp) return;
-      for (const set of sets) sent.set(set.author, set.version);
-      if (!call.write({ sets, caught_up: caughtUp })) await waitForDrain(call);
+      const messages: SyncPoliciesResponse[] = sets.map((set) => ({ sets: [set], caught_up: false }));
+      if (caughtUp) messages.push({ sets: [], caught_up: true });
+      for (const message of messages) {
+        for (const set of message.sets) sent.set(set.author, set.version);
+        if (!call.write(message)) await waitForDrain(call);
+      }
     });
   // A failed push means the stream is gone; the read loop below ends with it.
   const onSets = () => void (started && push(false).catch(() => undefined));

@@ -99,9 +99,9 @@ export interface SyncPoliciesRequest {
 }
 
 export interface SyncPoliciesResponse {
-  /** Sets newer than the child holds, ancestors first. */
+  /** Sets newer than the child holds, ancestors first (one per message). */
   sets: PolicySet[];
-  /** True on the first message, once it carried every newer set the parent held. */
+  /** True once every set newer than the child held at the start has been sent. */
   caught_up: boolean;
 }
 

@@ -3,14 +3,17 @@
  * command its own OS process driven through the `vmtree` CLI. It enrols the tree, imports
  * three site inventories, shows the national view, takes a region down while one of its
  * sites keeps changing its inventory, brings the region back and checks that the national
- * view converges with exactly the changes made during the outage. Last, the national node
- * verifies the audit chain of every node of the tree, the outage's offline import among them.
+ * view converges with exactly the changes made during the outage. Then the national node
+ * authors an access policy that reaches every node, and a site decides requests from it. Last,
+ * the national node verifies the audit chain of every node of the tree, the outage's offline
+ * import and the site's decisions among them.
  */
 import { resolve } from "node:path";
 import { writeChangedInventory, type InventoryChange } from "./demo/akimat-change.ts";
 import { Checks } from "./demo/checks.ts";
 import { Cluster } from "./demo/cluster.ts";
 import type { DemoNode, NodeStatus, SiteCamera } from "./demo/demo-node.ts";
+import { EXPECTED_DECISIONS, POLICY_CAMERA, writeDemoPolicy } from "./demo/demo-policy.ts";
 import { describeChanges, nationalTable, summarise, withCredentials } from "./demo/national-view.ts";
 import { createOutput, seconds, type Output } from "./demo/output.ts";
 import { DEMO_DIR, REPO_ROOT, shown } from "./demo/paths.ts";
@@ -31,7 +34,9 @@ const OUTAGE = { region: "kz.ast", ...SITES[1]! };
 const EXPECTED_RESENT = 3;
 const TIME_BUDGET_MS = 120_000;
 const WAIT_MS = 30_000;
-const STEPS = 8;
+const STEPS = 9;
+/** The site that decides the demo's access requests. */
+const POLICY_SITE = SITES[0]!.site;
 /** Every node of the tree records its own audit chain, and the national node holds them all. */
 const NODES = 1 + REGIONS.length + SITES.length;
 
@@ -42,6 +47,8 @@ const CHECKS = {
   autonomy: "site works on its own during the outage",
   convergence: "convergence after the outage",
   resent: `exactly ${EXPECTED_RESENT} changes re-sent`,
+  policyFlow: "policy applied by every node",
+  decisions: `decisions at ${POLICY_SITE} as the policy says`,
   audit: "audit chains verified at national",
   time: "within two minutes",
 } as const;
@@ -130,6 +137,7 @@ async function runScenario(demo: Demo): Promise<void> {
   const before = await showNationalView(demo);
   const change = await runOutage(demo, before);
   await reconnect(demo, before, change);
+  await distributePolicy(demo);
   await verifyNationalAudit(demo);
 }
 
@@ -242,13 +250,51 @@ async function reconnect(demo: Demo, before: SiteCamera[], { change, sentBefore 
 }
 
 /**
- * Step 7: the national node holds the audit log of every node (R-6.4): each chain verified
+ * Step 7: the national node authors an access policy for the whole tree (R-6.3); it flows
+ * down to every node, and a site decides requests from it locally, each decision audited.
+ */
+async function distributePolicy(demo: Demo): Promise<void> {
+  const { cluster, checks, out, signal } = demo;
+  out.step(7, `Access policy: authored at ${ROOT}, decided at ${POLICY_SITE}`);
+  const national = cluster.node(ROOT);
+  const file = await writeDemoPolicy(cluster.dir, Date.now());
+  out.line(`$ vmtree policy apply --data ${shown(national.dataDir)} ${shown(file)}`);
+  const startMs = out.elapsedMs();
+  out.lines((await national.applyPolicy(shown(file))).split("\n"), 2);
+  const status = await waitFor(
+    async () => {
+      const current = await national.policyStatus();
+      return current.nodes.length === NODES && current.nodes.every((n) => !n.behind) ? current : undefined;
+    },
+    { what: `every node to apply ${ROOT}'s policy`, timeoutMs: WAIT_MS, signal },
+  );
+  const took = seconds(out.elapsedMs() - startMs);
+  const version = status.current.find((v) => v.author === ROOT)?.version;
+  out.line(`${status.nodes.length} of ${NODES} nodes applied ${ROOT} version ${version}, as ${ROOT} saw it ${took} after the apply`);
+  checks.record("policyFlow", status.nodes.length === NODES, `${status.nodes.length} nodes at ${ROOT} v${version}, ${took} after the apply`);
+  out.line();
+  const site = cluster.node(POLICY_SITE);
+  const rows: string[][] = [];
+  let right = 0;
+  for (const expected of EXPECTED_DECISIONS) {
+    const decision = await site.authorize(expected.user, expected.action, POLICY_CAMERA);
+    const matches = decision.decision === expected.decision && decision.binding === expected.binding;
+    if (matches) right++;
+    rows.push([expected.user, expected.action, decision.decision.toUpperCase(), decision.binding ? `${decision.binding} (${decision.origin} v${decision.version})` : "none (default deny)", matches ? "as expected" : `EXPECTED ${expected.decision}`]);
+  }
+  out.line(`$ vmtree authorize --data ${shown(site.dataDir)} --user USER --action ACTION --camera ${POLICY_CAMERA}`);
+  out.lines(formatTable(["USER", "ACTION", "DECISION", "BINDING", ""], rows));
+  checks.record("decisions", right === EXPECTED_DECISIONS.length, `${right} of ${EXPECTED_DECISIONS.length} as expected, each audited at ${POLICY_SITE}`);
+}
+
+/**
+ * Step 8: the national node holds the audit log of every node (R-6.4): each chain verified
  * entry by entry, and the record of the import made during the outage arrived like the
  * cameras did, hop by hop.
  */
 async function verifyNationalAudit(demo: Demo): Promise<void> {
   const { cluster, checks, out, signal } = demo;
-  out.step(7, `Audit: every node's log at ${ROOT}, verified`);
+  out.step(8, `Audit: every node's log at ${ROOT}, verified`);
   const national = cluster.node(ROOT);
   const imports = await waitFor(
     async () => {
@@ -274,7 +320,7 @@ async function verifyNationalAudit(demo: Demo): Promise<void> {
   );
 }
 
-/** Step 8, first half: stops every node and says how each one ended. */
+/** Step 9, first half: stops every node and says how each one ended. */
 async function stopAll(cluster: Cluster, out: Output): Promise<void> {
   for (const { site, how } of await cluster.close()) out.line(`${site.padEnd(16)} ${how}`);
 }

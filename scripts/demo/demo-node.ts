@@ -3,6 +3,7 @@ import { closeSync, createWriteStream, openSync } from "node:fs";
 import { createInterface, type Interface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { auditEntryJson, chainJson, statusJson } from "../../src/cli/format.ts";
+import type { policyStatusJson } from "../../src/cli/policy-format.ts";
 import type { Camera } from "../../src/inventory/camera.ts";
 import { REPO_ROOT, shown, VMTREE_BIN } from "./paths.ts";
 import { runVmtree, VmtreeCommandError } from "./run-vmtree.ts";
@@ -18,6 +19,18 @@ export type AuditChain = ReturnType<typeof chainJson>;
 
 /** One entry of `vmtree audit list --json`. */
 export type AuditEntry = ReturnType<typeof auditEntryJson>;
+
+/** What `vmtree policy status --json` prints. */
+export type PolicyStatus = ReturnType<typeof policyStatusJson>;
+
+/** What `vmtree authorize --json` prints. */
+export interface Decision {
+  decision: "allow" | "deny";
+  binding: string | null;
+  origin: string | null;
+  version: number | null;
+  reason: string;
+}
 
 /**
  * Where a demo node is in its life: `new` (no data directory), `enrolled` (init or join
@@ -127,6 +140,26 @@ export class DemoNode {
   /** `vmtree audit list --json --site SITE --action ACTION`. */
   async listAudit(site: string, action: string): Promise<AuditEntry[]> {
     return JSON.parse(await this.#vmtree(["audit", "list", "--data", this.dataDir, "--json", "--site", site, "--action", action])) as AuditEntry[];
+  }
+
+  /** `vmtree policy apply`; resolves with what it printed. */
+  async applyPolicy(file: string): Promise<string> {
+    return (await this.#vmtree(["policy", "apply", "--data", this.dataDir, file])).trimEnd();
+  }
+
+  /** `vmtree policy status --json`. */
+  async policyStatus(): Promise<PolicyStatus> {
+    return JSON.parse(await this.#vmtree(["policy", "status", "--data", this.dataDir, "--json"])) as PolicyStatus;
+  }
+
+  /** `vmtree authorize --json` for a camera of this site; a deny (exit 1) is an answer too. */
+  async authorize(user: string, action: string, camera: string): Promise<Decision> {
+    const args = ["authorize", "--data", this.dataDir, "--user", user, "--action", action, "--camera", camera, "--json"];
+    const stdout = await this.#vmtree(args).catch((error: unknown) => {
+      if (error instanceof VmtreeCommandError && error.exitCode === 1 && error.stdout.trim().startsWith("{")) return error.stdout;
+      throw error;
+    });
+    return JSON.parse(stdout) as Decision;
   }
 
   /** `vmtree status`, as an operator reads it. */

@@ -146,6 +146,12 @@ describe("access policies through a three-level tree (R-6.3, R-21…27)", () => 
     expect(early.decision).toBe("deny");
     const unknown = JSON.parse((await metro.cli(["authorize", "--user", "ivanov", "--action", "view_live", "--camera", "no-such-camera", "--json"])).stdout) as Decision;
     expect(unknown).toMatchObject({ decision: "deny", binding: null, reason: 'camera "no-such-camera" is not in the inventory of kz.ala.metro-01' });
+    const badAction = await metro.cli(["authorize", "--user", "ivanov", "--action", "fly", "--camera", METRO_CAMERA]);
+    expect(badAction.code).toBe(2);
+    expect(badAction.stderr).toContain('--action "fly" is not an action');
+    const badUser = await metro.cli(["authorize", "--user", "../etc", "--action", "view_live", "--camera", METRO_CAMERA]);
+    expect(badUser.code).toBe(1);
+    expect(badUser.stderr).toContain('expected a user name like ivanov, got "../etc"');
   });
 
   it("policy decisions - every decision is audited with who asked, the user, and the deciding binding", async () => {

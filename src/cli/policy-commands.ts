@@ -3,7 +3,8 @@ import { basename } from "node:path";
 import { VmtreeError } from "../errors.ts";
 import { assertSiteId } from "../pki/site-id.ts";
 import { MAX_POLICY_BYTES } from "../policy/policy-document.ts";
-import { parseTime, parseVerbArgs, required } from "./args.ts";
+import { isPolicyAction, unknownAction } from "../policy/policy-rules.ts";
+import { parseTime, parseVerbArgs, required, UsageError } from "./args.ts";
 import { checkFlag, printHelp, withAdmin, type Command } from "./command.ts";
 import { authorizeText, policyApplyText, policyChangeJson, policySetJson, policyShowText, policyStateJson, policyStatusJson, policyStatusText } from "./policy-format.ts";
 
@@ -86,9 +87,11 @@ export const authorizeCommand: Command = {
       site: { type: "string" }, at: { type: "string" }, json: { type: "boolean" },
     }, 0);
     if (values.help) return printHelp(this, out);
+    const action = required(values, "action");
+    if (!isPolicyAction(action)) throw new UsageError(`--action ${unknownAction(action)}`);
     const request = {
       user: required(values, "user"),
-      action: required(values, "action"),
+      action,
       camera: required(values, "camera"),
       site: values.site === undefined ? "" : checkFlag(() => assertSiteId(values.site!)),
       at_ms: values.at === undefined ? 0 : parseTime("at", values.at),

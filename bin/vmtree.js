@@ -4,5 +4,10 @@
 import { register } from "tsx/esm/api";
 
 register();
+// Output piped into `head` and the like: the reader leaving is not an error of the command.
+process.stdout.on("error", (error) => {
+  if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw error;
+});
 const { main } = await import("../src/cli/main.ts");
 process.exitCode = await main(process.argv.slice(2));

@@ -150,7 +150,7 @@ describe("access policies through a three-level tree (R-6.3, R-21…27)", () => 
     expect(badAction.code).toBe(2);
     expect(badAction.stderr).toContain('--action "fly" is not an action');
     const badUser = await metro.cli(["authorize", "--user", "../etc", "--action", "view_live", "--camera", METRO_CAMERA]);
-    expect(badUser.code).toBe(1);
+    expect(badUser.code).toBe(2);
     expect(badUser.stderr).toContain('expected a user name like ivanov, got "../etc"');
   });
 
@@ -176,6 +176,15 @@ describe("access policies through a three-level tree (R-6.3, R-21…27)", () => 
     expect(overTerm.code).toBe(1);
     expect(overTerm.stderr).toContain("field valid_until");
     expect(overTerm.stderr).toContain("12 months");
+    expect(await versionAt(ala, "kz.ala")).toBe(1);
+    // 60 aliases of one list of 8,000 camera ids: a 100 KB file that would be 24 MB on the link.
+    const ids = Array.from({ length: 8_000 }, (_, i) => `cam-${String(i).padStart(5, "0")}`).join(", ");
+    const aliases = Array.from({ length: 60 }, (_, i) =>
+      `  - id: b${i}\n    subject: user:sidorov\n    action: view_live\n    scope: kz.ala.metro-01\n    cameras: ${i === 0 ? `&ids [${ids}]` : "*ids"}\n    effect: deny\n`,
+    ).join("");
+    const amplified = await apply(ala, "ala-amp.yaml", `bindings:\n${aliases}`);
+    expect(amplified.code).toBe(1);
+    expect(amplified.stderr).toMatch(/ala-amp.yaml: the policy set would take \d+ bytes on the link, more than the 4128768 one link message carries/);
     expect(await versionAt(ala, "kz.ala")).toBe(1);
   });
 

@@ -1,6 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { VmtreeError } from "../errors.ts";
+import { checkAuthorizeRequest } from "../node/policy-operations.ts";
 import { assertSiteId } from "../pki/site-id.ts";
 import { MAX_POLICY_BYTES } from "../policy/policy-document.ts";
 import { isPolicyAction, unknownAction } from "../policy/policy-rules.ts";
@@ -80,7 +81,8 @@ export const authorizeCommand: Command = {
   summary:
     "Decides whether user U may do action A on camera C of site S (default: this node), now or at TIME,\n" +
     "from the policies held here (also while the parent is unreachable), and names the deciding binding,\n" +
-    "its author and version. The decision is audited. Exits 0 on allow and 1 on deny.",
+    "its author and version. The decision is audited. Exits 0 on allow, 1 on deny (or failure), 2 on a\n" +
+    "malformed request.",
   async run(argv, out) {
     const { values } = parseVerbArgs(argv, {
       data: { type: "string" }, user: { type: "string" }, action: { type: "string" }, camera: { type: "string" },
@@ -96,6 +98,8 @@ export const authorizeCommand: Command = {
       site: values.site === undefined ? "" : checkFlag(() => assertSiteId(values.site!)),
       at_ms: values.at === undefined ? 0 : parseTime("at", values.at),
     };
+    // A malformed request is a usage error here, so that exit 1 always means a deny or a failure.
+    checkFlag(() => checkAuthorizeRequest(request));
     const result = await withAdmin(required(values, "data"), (admin) => admin.authorize(request));
     if (values.json) {
       const json = { decision: result.decision, binding: result.binding || null, origin: result.origin || null, version: result.version || null, reason: result.reason, policyAgeMs: result.policy_age_ms };

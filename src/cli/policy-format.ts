@@ -72,7 +72,8 @@ const CHANGE_MARK: Record<string, string> = { added: "+", removed: "-", changed:
 
 export function policyApplyText(file: string, result: ApplyPolicyResponse): string {
   const set = result.set!;
-  if (result.changes.length === 0) return `${file} equals ${set.author} version ${set.version} in force; nothing applied\n`;
+  if (set.version === result.previous_version) return `${file} equals ${set.author} version ${set.version} in force; nothing applied\n`;
+  if (result.changes.length === 0) return `applied ${file} as ${set.author} version ${set.version}: no rules\n`;
   const was = result.previous_version > 0 ? ` (was ${result.previous_version})` : "";
   const lines = [
     `applied ${file} as ${set.author} version ${set.version}${was}: ${result.changes.length} change${result.changes.length === 1 ? "" : "s"}`,
@@ -129,7 +130,7 @@ export function policyStatusText(status: GetPolicyStatusResponse): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** The decision, then its reason, which names the deciding binding when there is one. */
 export function authorizeText(result: AuthorizeResponse): string {
-  const by = result.binding ? ` by binding ${printable(result.binding)} of ${result.origin} version ${result.version}` : "";
-  return `${result.decision.toUpperCase()}${by}: ${printable(result.reason)}\n`;
+  return `${result.decision.toUpperCase()}: ${printable(result.reason)}\n`;
 }

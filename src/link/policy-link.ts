@@ -138,10 +138,15 @@ export function followPolicies(client: ParentServiceClient, options: FollowPolic
 
   const receive = (message: SyncPoliciesResponse) =>
     receipts.run(async () => {
-      const stored = await policies.storeReceived(message.sets);
+      const { stored, refused } = await policies.storeReceived(message.sets);
       for (const set of stored) {
         log.info("policy set received", { author: set.author, version: set.version });
         await audit.append({ actor: `site:${parentSite}`, action: "policy.receive", target: set.author, result: "ok", details: { version: set.version, sha256: set.sha256 } });
+      }
+      // A refused set leaves the older one in force; the parent sees this node behind.
+      for (const { set, reason } of refused) {
+        log.error("policy set refused", { author: set.author, version: set.version, reason });
+        await audit.append({ actor: `site:${parentSite}`, action: "policy.receive", target: printableTarget(set.author), result: "refused", details: { version: set.version, reason } });
       }
       if (message.caught_up && !inSync) {
         inSync = true;
@@ -160,7 +165,7 @@ export function followPolicies(client: ParentServiceClient, options: FollowPolic
   });
 
   void (async () => {
-    const held = (await policies.versions()).filter((v) => v.author !== site);
+    const held = (await policies.intactVersions()).filter((v) => v.author !== site);
     await send({ held, applied: [] });
     report(await policies.applied());
   })().catch((reason: unknown) => fail(VmtreeError.from(reason)));
@@ -181,4 +186,9 @@ export function followPolicies(client: ParentServiceClient, options: FollowPolic
     },
     done,
   };
+}
+
+/** An author id from the parent, safe to record even when it is not a site id. */
+function printableTarget(author: string): string {
+  return JSON.stringify(author.slice(0, 64)).slice(1, -1);
 }

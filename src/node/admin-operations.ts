@@ -76,7 +76,8 @@ export class AdminOperations {
 
   /** Decides a request; the decision is recorded, a deny as refused. */
   authorize(actor: string, request: AuthorizeRequest): Promise<AuthorizeResponse> {
-    const target = `${request.site || this.#node.config.site}/${request.camera}`;
+    // The request is checked inside; until then it is caller input, shown escaped and cut.
+    const target = `${request.site || this.#node.config.site}/${request.camera}`.slice(0, 200).replace(new RegExp(CONTROL.source, "g"), "?");
     return this.#audited(actor, "policy.authorize", target, () => this.#policies.authorize(request), (decision) => ({
       user: request.user,
       action: request.action,

@@ -8,13 +8,16 @@ import type {
   PolicyState,
   ShowPolicyResponse,
 } from "../gen/vmtree/v1/admin.ts";
-import type { PolicyApplied, PolicyVersion } from "../gen/vmtree/v1/policy.ts";
+import { PolicySet, type PolicyApplied, type PolicyDocument, type PolicyVersion } from "../gen/vmtree/v1/policy.ts";
+import { MAX_LINK_MESSAGE_BYTES } from "../link/grpc-options.ts";
 import { assertSiteId, isInSubtree } from "../pki/site-id.ts";
 import { MAX_POLICY_BYTES, parsePolicyDocument } from "../policy/policy-document.ts";
 import { diffPolicies } from "../policy/policy-diff.ts";
 import type { VmtreeNode } from "./node.ts";
 
 const USER = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
+/** A set travels down alone in one link message; room is left for the message's framing. */
+export const MAX_POLICY_SET_BYTES = MAX_LINK_MESSAGE_BYTES - 64 * 1024;
 const CAMERA_ID_MAX = 128;
 // C0 and C1 controls, DEL, and the bidirectional overrides.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
@@ -38,6 +41,7 @@ export class PolicyOperations {
     const parsed = parsePolicyDocument(fileName, content, { author: this.#node.config.site, nowMs: Date.now(), ...(previous ? { previous: previous.document } : {}) });
     if (!parsed.ok) throw parsed.error;
     const document = parsed.value;
+    checkWireSize(fileName, document);
     const result = await policies.applyOwn(document, actor, (held) => diffPolicies(held.document, document).length === 0);
     return {
       set: result.set,
@@ -94,7 +98,7 @@ export class PolicyOperations {
   async authorize(request: AuthorizeRequest): Promise<AuthorizeResponse> {
     const node = this.#node;
     const own = node.config.site;
-    checkRequest(request);
+    checkAuthorizeRequest(request);
     const site = request.site || own;
     if (!isInSubtree(site, own)) throw new VmtreeError("invalid_argument", `site ${site} is neither ${own} nor in its subtree; ask a node above it`);
     const atMs = request.at_ms || Date.now();
@@ -104,13 +108,31 @@ export class PolicyOperations {
       const age = state.age_ms < 0 ? "were never received from the parent" : `are ${formatDuration(state.age_ms)} old`;
       return answer({ decision: "deny", binding: "", origin: "", version: 0, reason: `the policies held here ${age}, past max_policy_age ${formatDuration(state.max_age_ms)}` });
     }
+    const damaged = [...(await node.policies.damaged())];
+    if (damaged.length > 0) {
+      const [author, problem] = damaged[0]!;
+      return answer({ decision: "deny", binding: "", origin: "", version: 0, reason: `the policy set of ${author} held here is damaged (${problem}); every request is denied until it is received or applied again` });
+    }
     const camera = await node.replica.camera(site, request.camera);
     const engine = await node.policies.engine();
     return answer(engine.decide({ user: request.user, action: request.action, site, camera: request.camera, cameraType: camera?.camera_type, atMs }));
   }
 }
 
-function checkRequest(request: AuthorizeRequest): void {
+/**
+ * Refuses a document whose set would not fit in one link message: a file within its own
+ * size limit can still expand past it (YAML aliases, many short bindings), and a set the
+ * children cannot receive would stop at this node.
+ */
+function checkWireSize(fileName: string, document: PolicyDocument): void {
+  const bytes = PolicySet.encode({ author: "", version: 0, created_ms: 0, created_by: "", document, sha256: "" }).finish().length;
+  if (bytes > MAX_POLICY_SET_BYTES) {
+    throw new VmtreeError("invalid_input", `${fileName}: the policy set would take ${bytes} bytes on the link, more than the ${MAX_POLICY_SET_BYTES} one link message carries; list fewer bindings or cameras (a YAML alias counts once for each use)`);
+  }
+}
+
+/** Checks the form of a decision request; throws `invalid_argument` naming the bad value. */
+export function checkAuthorizeRequest(request: AuthorizeRequest): void {
   if (!USER.test(request.user)) throw new VmtreeError("invalid_argument", `expected a user name like ivanov, got ${JSON.stringify(request.user.slice(0, 80))}`);
   if (request.camera === "" || request.camera.length > CAMERA_ID_MAX || CONTROL.test(request.camera)) {
     throw new VmtreeError("invalid_argument", `expected a camera id of 1 to ${CAMERA_ID_MAX} printable characters, got ${JSON.stringify(request.camera.slice(0, 80))}`);
@@ -124,21 +146,22 @@ function checkRequest(request: AuthorizeRequest): void {
 function nodeStatus(site: string, report: PolicyApplied | undefined, current: readonly PolicyVersion[]): NodePolicyStatus {
   const versions = report?.versions ?? [];
   const applied = new Map(versions.map((v) => [v.author, v.version]));
-  // A node applies only the sets of its own ancestors; the others do not concern it.
-  const behind = current.some((c) => isInSubtree(site, c.author) && (applied.get(c.author) ?? 0) < c.version);
+  // A node applies only the sets of its own ancestors; the others do not concern it. A
+  // version above the one held here is flagged too: the author's store went back in time,
+  // or the set was forged on the way.
+  const behind = current.some((c) => isInSubtree(site, c.author) && applied.get(c.author) !== c.version);
   return { site, versions, applied_ms: report?.applied_ms ?? 0, behind };
 }
 
-/** A duration for messages: the two largest units, like 3d 4h or 12m 5s. */
+/** A duration for messages: its three largest non-zero units, like 3d 4h 5m or 12m 5s. */
 export function formatDuration(ms: number): string {
   const units: [string, number][] = [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1_000]];
   const parts: string[] = [];
   let rest = ms;
   for (const [unit, size] of units) {
     const count = Math.floor(rest / size);
-    if (count > 0 || (parts.length > 0 && parts.length < 2)) parts.push(`${count}${unit}`);
     rest -= count * size;
-    if (parts.length === 2) break;
+    if (count > 0) parts.push(`${count}${unit}`);
   }
-  return parts.length > 0 ? parts.join(" ") : `${ms}ms`;
+  return parts.length > 0 ? parts.slice(0, 3).join(" ") : `${ms}ms`;
 }

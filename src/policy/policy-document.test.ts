@@ -392,7 +392,7 @@ describe("parsePolicyDocument - refused files", () => {
     ["a control character", '["cam\\u0007"]', '"cam\\u0007"'],
   ])("parsePolicyDocument - refuses a camera with %s", (_, list, shown) => {
     expect(refusal(withBindings(dutyLive("cameras", list)))).toBe(
-      `policy.yaml line 15, bindings[0] (id duty-live), field cameras: ${shown} is not a camera id (1 to 128 characters, no control characters)`,
+      `policy.yaml line 15, bindings[0] (id duty-live), field cameras: ${shown} is not a camera id (1 to 128 characters, no control characters or direction overrides)`,
     );
   });
 

@@ -17,14 +17,16 @@ export const POLICY_ACTIONS = [
 export type PolicyAction = (typeof POLICY_ACTIONS)[number];
 
 /** The most a document may hold; beyond these a file is a mistake, and every site would pay for it. */
-export const POLICY_LIMITS = { bindings: 100_000, roles: 10_000, groups: 10_000, usersPerGroup: 10_000 } as const;
+export const POLICY_LIMITS = { bindings: 100_000, roles: 10_000, groups: 10_000, usersPerGroup: 10_000, camerasPerBinding: 10_000 } as const;
 
 const NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 const BINDING_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const SUBJECT = /^(?<kind>user|group):(?<name>.*)$/s;
 const MAX_CAMERA_ID_CHARS = 128;
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// Controls and the bidirectional overrides: `authorize` refuses them in a camera id, so a
+// binding naming one could never match.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 const MAX_AGE_MS = 3650 * 86_400_000;
 
 const NAME_RULE = "1 to 64 characters of a-z, 0-9, '_' and '-', starting with a letter or digit";
@@ -231,9 +233,12 @@ function checkScope(binding: PolicyBinding, context: BindingContext): readonly [
 }
 
 function checkCameras(binding: PolicyBinding): readonly [string, string, number] | undefined {
+  if (binding.cameras.length > POLICY_LIMITS.camerasPerBinding) {
+    return ["cameras", `${binding.cameras.length} cameras are more than the ${POLICY_LIMITS.camerasPerBinding} a binding may list`, POLICY_LIMITS.camerasPerBinding];
+  }
   for (const [index, camera] of binding.cameras.entries()) {
     if (camera.length === 0 || camera.length > MAX_CAMERA_ID_CHARS || CONTROL.test(camera)) {
-      return ["cameras", `${describeValue(camera)} is not a camera id (1 to ${MAX_CAMERA_ID_CHARS} characters, no control characters)`, index];
+      return ["cameras", `${describeValue(camera)} is not a camera id (1 to ${MAX_CAMERA_ID_CHARS} characters, no control characters or direction overrides)`, index];
     }
   }
   return undefined;

@@ -36,10 +36,14 @@ export class PolicyStore extends EventEmitter<{ sets: []; applied: [PolicyApplie
   readonly #state;
   readonly #writes = new SerialQueue();
   #held: HeldSet[] | undefined;
+  /** Authors whose stored set failed its check when loaded, with why. */
+  #damaged = new Map<string, string>();
   #engine: PolicyEngine | undefined;
 
   constructor(store: NodeStore, site: string) {
     super();
+    // One listener per child session: a region may have hundreds.
+    this.setMaxListeners(0);
     this.#store = store;
     this.#site = site;
     this.#sets = store.section<HeldSet>("policy-set");
@@ -49,8 +53,35 @@ export class PolicyStore extends EventEmitter<{ sets: []; applied: [PolicyApplie
 
   /** The sets held, root first, this node's own last. */
   async sets(): Promise<HeldSet[]> {
-    this.#held ??= sortRootFirst(await this.#sets.values().all());
+    if (!this.#held) {
+      const held = sortRootFirst(await this.#sets.values().all());
+      this.#damaged = new Map(held.flatMap(({ set }) => {
+        const problem = this.#problemOf(set);
+        return problem === undefined ? [] : [[set.author, problem] as const];
+      }));
+      this.#held = held;
+    }
     return this.#held;
+  }
+
+  /**
+   * Sets whose stored copy fails its check (edited or damaged on disk), by author. While
+   * any is, every request is denied: enforcing the rest could lift an ancestor's deny.
+   */
+  async damaged(): Promise<ReadonlyMap<string, string>> {
+    await this.sets();
+    return this.#damaged;
+  }
+
+  /** Why a stored set may not be enforced, or undefined when it passes the checks a received one does. */
+  #problemOf(set: PolicySet): string | undefined {
+    try {
+      if (set.author !== this.#site) validateReceivedSet(set, this.#site);
+      else if (!set.document || set.sha256 !== policySetHash(set.author, set.version, set.document)) return `the stored sha256 does not match its content`;
+      return undefined;
+    } catch (error) {
+      return VmtreeError.from(error).rawMessage;
+    }
   }
 
   /** The engine deciding from the sets held. */
@@ -62,6 +93,12 @@ export class PolicyStore extends EventEmitter<{ sets: []; applied: [PolicyApplie
   /** The version held of every author's set, root first. */
   async versions(): Promise<PolicyVersion[]> {
     return (await this.sets()).map(({ set }) => ({ author: set.author, version: set.version }));
+  }
+
+  /** The versions to tell the parent this node holds: a damaged set counts as not held, so it is sent again. */
+  async intactVersions(): Promise<PolicyVersion[]> {
+    const damaged = await this.damaged();
+    return (await this.versions()).filter((v) => !damaged.has(v.author));
   }
 
   /** This node's own set, if it ever applied one. */
@@ -77,8 +114,8 @@ export class PolicyStore extends EventEmitter<{ sets: []; applied: [PolicyApplie
   applyOwn(document: PolicyDocument, actor: string, unchanged: (previous: PolicySet) => boolean): Promise<{ set: PolicySet; previous: PolicySet | undefined; changed: boolean }> {
     return this.#writes.run(async () => {
       const previous = await this.own();
-      if (previous && unchanged(previous)) return { set: previous, previous, changed: false };
-      const version = (previous?.version ?? 0) + 1;
+      if (previous && !this.#damaged.has(this.#site) && unchanged(previous)) return { set: previous, previous, changed: false };
+      const version = Math.max(previous?.version ?? 0, await this.#highestReported(this.#site)) + 1;
       const set: PolicySet = {
         author: this.#site,
         version,
@@ -93,18 +130,36 @@ export class PolicyStore extends EventEmitter<{ sets: []; applied: [PolicyApplie
   }
 
   /**
-   * Stores the sets received from the parent that are newer than those held, each checked
-   * first (a bad one refuses the whole message and nothing is stored). Resolves with the
-   * sets stored.
+   * Stores the sets received from the parent that are newer than those held (or replace a
+   * damaged copy), each checked first; a set that fails its check is not stored and is
+   * returned with the reason, so that the caller reports it and the link carries on.
    */
-  storeReceived(sets: readonly PolicySet[]): Promise<PolicySet[]> {
-    for (const set of sets) validateReceivedSet(set, this.#site);
-    return this.#writes.run(async () => {
-      const held = new Map((await this.versions()).map((v) => [v.author, v.version]));
-      const newer = sets.filter((set) => set.version > (held.get(set.author) ?? 0));
-      if (newer.length > 0) await this.#write(newer);
-      return newer;
+  storeReceived(sets: readonly PolicySet[]): Promise<{ stored: PolicySet[]; refused: { set: PolicySet; reason: string }[] }> {
+    const refused: { set: PolicySet; reason: string }[] = [];
+    const valid = sets.filter((set) => {
+      try {
+        validateReceivedSet(set, this.#site);
+        return true;
+      } catch (error) {
+        refused.push({ set, reason: VmtreeError.from(error).rawMessage });
+        return false;
+      }
     });
+    return this.#writes.run(async () => {
+      const held = new Map((await this.intactVersions()).map((v) => [v.author, v.version]));
+      const stored = valid.filter((set) => set.version > (held.get(set.author) ?? 0));
+      if (stored.length > 0) await this.#write(stored);
+      return { stored, refused };
+    });
+  }
+
+  /** The highest version of `author`'s set any node of the subtree reported it applied. */
+  async #highestReported(author: string): Promise<number> {
+    let highest = 0;
+    for (const report of await this.applied()) {
+      for (const v of report.versions) if (v.author === author && v.version > highest) highest = v.version;
+    }
+    return highest;
   }
 
   /**
@@ -112,17 +167,18 @@ export class PolicyStore extends EventEmitter<{ sets: []; applied: [PolicyApplie
    * holds them; a report about a node outside `childSite`'s subtree is refused whole.
    * Older reports than those held are ignored.
    */
-  recordApplied(childSite: string, reports: readonly PolicyApplied[]): Promise<void> {
+  async recordApplied(childSite: string, reports: readonly PolicyApplied[]): Promise<void> {
     for (const report of reports) {
       if (!isInSubtree(report.site, childSite)) {
         throw new VmtreeError("permission_denied", `site ${childSite} reported the policies of ${report.site}, outside its subtree`);
       }
     }
-    return this.#writes.run(async () => {
+    await this.#writes.run(async () => {
+      // Reports of one node arrive in order over one path, so the last one is the latest;
+      // the reporting node's clock does not decide.
       const changed: PolicyApplied[] = [];
       for (const report of reports) {
         const held = await this.#applied.get(report.site);
-        if (held && held.applied_ms > report.applied_ms) continue;
         if (held && sameVersions(held.versions, report.versions) && held.applied_ms === report.applied_ms) continue;
         changed.push(report);
       }
@@ -161,6 +217,7 @@ export class PolicyStore extends EventEmitter<{ sets: []; applied: [PolicyApplie
     const ops = [...sets.map((set) => putOp(this.#sets, set.author, byAuthor.get(set.author))), putOp(this.#applied, this.#site, own)];
     await this.#store.db.batch(ops, { sync: true });
     this.#held = held;
+    for (const set of sets) this.#damaged.delete(set.author);
     this.#engine = undefined;
     this.emit("sets");
     this.emit("applied", [own]);

@@ -201,15 +201,19 @@ describe("signCsr", () => {
     }
   });
 
-  // Gap against DESIGN.md invariant 6 ("a certificate issued by a regional node can only
-  // name sites inside that region") and the siteDnsName comment (reversed names exist so
-  // that X.509 name constraints can limit a subtree): CA certificates are issued without a
-  // nameConstraints extension, so the kz.ala CA can issue a certificate for kz.ast that
-  // chains to the root and is accepted anywhere in the tree.
-  it.fails("signCsr - limits a CA certificate to its site's DNS subtree with name constraints", () => {
+  it("signCsr - limits a CA certificate to its site's DNS subtree with a critical name constraint", () => {
     const caPem = signCsr(createCsr("kz.ala", "ca", regionKeys), "kz.ala", "ca", issuer, { now: NOW });
-    const extensions = forge.pki.certificateFromPem(caPem).extensions as { id: string }[];
-    expect(extensions.map((extension) => extension.id)).toContain("2.5.29.30");
+    const extension = (forge.pki.certificateFromPem(caPem).extensions as { id: string; critical: boolean }[]).find((e) => e.id === "2.5.29.30");
+    expect(extension?.critical).toBe(true);
+    // Node's own parser reads the permitted subtree back.
+    expect(new X509Certificate(caPem).toLegacyObject()).toMatchObject({ ca: true });
+    expect(derOf(caPem).includes(Buffer.from("ala.kz.vmtree"))).toBe(true);
+  });
+
+  it("signCsr - node certificates carry no name constraint", () => {
+    const nodePem = signCsr(createCsr("kz.ala", "node", nodeKeys), "kz.ala", "node", issuer, { now: NOW });
+    const ids = (forge.pki.certificateFromPem(nodePem).extensions as { id: string }[]).map((e) => e.id);
+    expect(ids).not.toContain("2.5.29.30");
   });
 });
 

@@ -52,6 +52,7 @@ function extensionsFor(site: string, kind: CertificateKind): object[] {
     return [
       { name: "basicConstraints", cA: true, critical: true },
       { name: "keyUsage", keyCertSign: true, cRLSign: true, critical: true },
+      subtreeConstraint(site),
       altNames,
       { name: "subjectKeyIdentifier" },
     ];
@@ -64,6 +65,24 @@ function extensionsFor(site: string, kind: CertificateKind): object[] {
     { name: "subjectKeyIdentifier" },
   ];
 }
+
+/**
+ * The nameConstraints extension (RFC 5280 4.2.1.10) that limits a site's CA to its own
+ * subtree: every certificate below it must name a DNS name under the site's, and site
+ * names are reversed so that a subtree is a DNS suffix (`metro-01.ala.kz.vmtree` lies under
+ * `ala.kz.vmtree`). TLS verification (OpenSSL) enforces it along the whole chain, so a
+ * certificate a compromised region signs for a site of another region is refused by every
+ * node (DESIGN.md invariant 6). node-forge has no builder for it, hence the ASN.1.
+ */
+function subtreeConstraint(site: string): object {
+  const { asn1 } = forge;
+  const dnsName = asn1.create(asn1.Class.CONTEXT_SPECIFIC, 2, false, siteDnsName(site));
+  const subtree = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [dnsName]);
+  const permitted = asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, [subtree]);
+  return { id: NAME_CONSTRAINTS_OID, critical: true, value: asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [permitted]) };
+}
+
+const NAME_CONSTRAINTS_OID = "2.5.29.30";
 
 function validity(cert: forge.pki.Certificate, days: number, now: number): void {
   cert.validity.notBefore = new Date(now - BACKDATE_MS);

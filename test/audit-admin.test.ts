@@ -41,8 +41,8 @@ describe("audit - what the admin commands record (node stopped, store opened dir
   });
 
   it.each([
-    [["--since", "2026-02-30"], "expected --since like 2026-12-03 or 2026-12-03T10:00:00Z, got `2026-02-30`"],
-    [["--until", "1970-01-01T00:00:00Z"], "expected --until like 2026-12-03 or 2026-12-03T10:00:00Z, got `1970-01-01T00:00:00Z`"],
+    [["--since", "2026-02-30"], "expected --since like 2026-12-03 or 2026-12-03T10:00:00Z (a date-time needs Z or an offset), got `2026-02-30`"],
+    [["--until", "1970-01-01T00:00:00Z"], "expected --until like 2026-12-03 or 2026-12-03T10:00:00Z (a date-time needs Z or an offset), got `1970-01-01T00:00:00Z`"],
     [["--actor", ""], "expected --actor to name what to match, got an empty value"],
     [["--action", ""], "expected --action to name what to match, got an empty value"],
   ])("audit list - %j is a usage error, not a filter that matches everything", async (flags, message) => {

@@ -36,10 +36,10 @@ describe("parseTime", () => {
     expect(parseTime("since", text)).toBe(ms);
   });
 
-  it.each(["2026-02-30", "2025-02-29", "2026-13-01", "2026-12-03T25:00:00Z", "1970-01-01T00:00:00Z", "yesterday", "1733220000000"])(
+  it.each(["2026-02-30", "2025-02-29", "2026-13-01", "2026-12-03T25:00:00Z", "1970-01-01T00:00:00Z", "2026-12-03T10:00", "yesterday", "1733220000000"])(
     "parseTime - refuses %s",
     (text) => {
-      expect(usageMessage(() => parseTime("since", text))).toBe(`expected --since like 2026-12-03 or 2026-12-03T10:00:00Z, got \`${text}\``);
+      expect(usageMessage(() => parseTime("since", text))).toBe(`expected --since like 2026-12-03 or 2026-12-03T10:00:00Z (a date-time needs Z or an offset), got \`${text}\``);
     },
   );
 });

@@ -52,12 +52,16 @@ export function parseDuration(flag: string, text: string, options: { allowZero?:
   return ms;
 }
 
-/** Parses an ISO 8601 date or date-time (`2026-12-03`, `2026-12-03T10:00:00Z`) into Unix milliseconds. */
+/**
+ * Parses an ISO 8601 date (00:00 UTC) or date-time with `Z` or an offset (`2026-12-03`,
+ * `2026-12-03T10:00:00+05:00`) into Unix milliseconds. A date-time without a zone is refused:
+ * it would be read in whatever zone the shell runs in, and policy files refuse it too.
+ */
 export function parseTime(flag: string, text: string): number {
-  const date = /^(\d{4})-(\d{2})-(\d{2})([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.exec(text);
+  const date = /^(\d{4})-(\d{2})-(\d{2})([T ][\d:.]+(Z|[+-]\d{2}:?\d{2}))?$/.exec(text);
   const ms = date && isCalendarDate(Number(date[1]), Number(date[2]), Number(date[3])) ? Date.parse(text) : NaN;
   // 0 would read as "no bound" on the admin API; no audit entry is that old anyway.
-  if (!(ms > 0)) throw new UsageError(`expected --${flag} like 2026-12-03 or 2026-12-03T10:00:00Z, got \`${text}\``);
+  if (!(ms > 0)) throw new UsageError(`expected --${flag} like 2026-12-03 or 2026-12-03T10:00:00Z (a date-time needs Z or an offset), got \`${text}\``);
   return ms;
 }
 

@@ -15,7 +15,8 @@ export const policyApplyCommand: Command = {
   summary:
     "Makes FILE (YAML, or JSON when it ends in .json) this node's policy set for its subtree, as a new\n" +
     "version that flows down to every node below, and prints what changed. A file with any error is\n" +
-    "refused whole, naming the line, binding and field; a file equal to the set in force changes nothing.",
+    "refused whole, naming the file, line, binding, field and value; a file equal to the set in force\n" +
+    "changes nothing.",
   async run(argv, out) {
     const { values, positionals } = parseVerbArgs(argv, { data: { type: "string" }, json: { type: "boolean" } }, 1, "FILE");
     if (values.help) return printHelp(this, out);

@@ -25,6 +25,7 @@ function bindingJson(binding: PolicyBinding) {
     effect: binding.effect,
     valid_from: iso(binding.valid_from_ms),
     valid_until: iso(binding.valid_until_ms),
+    valid_from_implied: binding.valid_from_implied,
     valid_until_implied: binding.valid_until_implied,
   };
 }
@@ -85,7 +86,7 @@ export function policyApplyText(file: string, result: ApplyPolicyResponse): stri
 function bindingText(binding: PolicyBinding): string {
   const what = binding.role ? `role ${binding.role}` : binding.action;
   const cameras = [...binding.cameras.map((c) => `camera ${c}`), ...binding.camera_types.map((t) => `type ${t}`)];
-  const from = binding.valid_from_ms ? ` from ${iso(binding.valid_from_ms)}` : "";
+  const from = binding.valid_from_ms ? ` from ${iso(binding.valid_from_ms)}${binding.valid_from_implied ? " (first applied)" : ""}` : "";
   const until = binding.valid_until_ms ? ` until ${iso(binding.valid_until_ms)}${binding.valid_until_implied ? " (12 months, implied)" : ""}` : "";
   return `    ${binding.effect.padEnd(5)} ${printable(binding.id)}: ${printable(binding.subject)} ${what} on ${binding.scope}${cameras.length > 0 ? ` (${cameras.map(printable).join(", ")})` : ""}${from}${until}`;
 }
@@ -121,12 +122,15 @@ export function policyStatusJson(status: GetPolicyStatusResponse) {
 }
 
 export function policyStatusText(status: GetPolicyStatusResponse): string {
+  const siteWidth = Math.max(...status.nodes.map((n) => n.site.length));
+  const versionsWidth = Math.max(...status.nodes.map((n) => versionsText(n.versions).length));
   const lines = [
     `latest    ${versionsText(status.current)}`,
-    ...status.nodes.map((n) => `  ${n.site.padEnd(28)} ${versionsText(n.versions).padEnd(32)} ${n.applied_ms > 0 ? `applied ${iso(n.applied_ms)}` : "never reported"}${n.behind ? "  BEHIND" : ""}`),
+    ...status.nodes.map((n) => `  ${n.site.padEnd(siteWidth)}  ${versionsText(n.versions).padEnd(versionsWidth)}  ${n.applied_ms > 0 ? `applied ${iso(n.applied_ms)}` : "never reported"}${n.behind ? "  BEHIND" : ""}`),
   ];
   const behind = status.nodes.filter((n) => n.behind).length;
-  lines.push(behind === 0 ? "all nodes have applied the latest versions" : `${behind} node${behind === 1 ? "" : "s"} behind`);
+  if (status.current.length === 0) lines.push("no policy sets are held here: every request is denied");
+  else lines.push(behind === 0 ? "all nodes have applied the latest versions" : `${behind} node${behind === 1 ? "" : "s"} behind`);
   return `${lines.join("\n")}\n`;
 }
 

@@ -8,7 +8,7 @@ export const statusCommand: Command = {
   summary:
     "Shows this node (site id, epoch, listen address), its parent link (connected, or disconnected\n" +
     "since when; last sync; changes and audit entries waiting), each child's link, camera counts and\n" +
-    "audit quarantines. Works whether the node runs or not.",
+    "audit quarantines, and the policies held (versions, age). Works whether the node runs or not.",
   async run(argv, out) {
     const { values } = parseVerbArgs(argv, { data: { type: "string" }, json: { type: "boolean" } }, 0);
     if (values.help) return printHelp(this, out);

@@ -15,6 +15,7 @@ function binding(id: string, fields: Partial<PolicyBinding> = {}): PolicyBinding
     valid_from_ms: 0,
     valid_until_ms: 0,
     valid_until_implied: false,
+    valid_from_implied: false,
     ...fields,
   };
 }

@@ -78,6 +78,7 @@ function binding(fields: Partial<PolicyBinding>): PolicyBinding {
     valid_from_ms: 0,
     valid_until_ms: 0,
     valid_until_implied: false,
+    valid_from_implied: false,
     ...fields,
   };
 }
@@ -235,15 +236,26 @@ describe("parsePolicyDocument - the 12-month term (R-22)", () => {
     expect(document.bindings[0]).toEqual({ ...DUTY_LIVE_BINDING, valid_until_ms: Date.parse("2027-12-04T00:00:00Z"), valid_until_implied: true });
   });
 
-  it("parsePolicyDocument - R-22 an allow without dates ends 12 months after now", () => {
+  it("parsePolicyDocument - R-22 an allow without dates starts now and ends 12 months after", () => {
     const text = withBindings(dutyLive("valid_until", undefined).filter((line) => !line.startsWith("valid_from")));
     const nowMs = Date.parse("2026-12-10T15:30:00Z");
     expect(parsed(text, { nowMs }).bindings[0]).toEqual({
       ...DUTY_LIVE_BINDING,
-      valid_from_ms: 0,
+      valid_from_ms: nowMs,
+      valid_from_implied: true,
       valid_until_ms: Date.parse("2027-12-10T15:30:00Z"),
       valid_until_implied: true,
     });
+  });
+
+  it("parsePolicyDocument - R-22 re-applying an unchanged allow keeps its implied start; a new valid_until is a new grant from now", () => {
+    const text = withBindings(dutyLive("valid_until", undefined).filter((line) => !line.startsWith("valid_from")));
+    const first = parsed(text, { nowMs: Date.parse("2026-12-10T15:30:00Z") });
+    const again = parsed(text, { nowMs: Date.parse("2027-03-01T00:00:00Z"), previous: first });
+    expect(again.bindings[0]!.valid_from_ms).toBe(Date.parse("2026-12-10T15:30:00Z"));
+    const renewedText = withBindings(dutyLive("valid_until", "2027-12-31").filter((line) => !line.startsWith("valid_from")));
+    const renewed = parsed(renewedText, { nowMs: Date.parse("2027-03-01T00:00:00Z"), previous: first });
+    expect(renewed.bindings[0]).toMatchObject({ valid_from_ms: Date.parse("2027-03-01T00:00:00Z"), valid_from_implied: true, valid_until_implied: false });
   });
 
   it("parsePolicyDocument - R-22 re-applying an unchanged allow keeps its implied end instead of renewing it", () => {
@@ -272,13 +284,13 @@ describe("parsePolicyDocument - the 12-month term (R-22)", () => {
 describe("parsePolicyDocument - refused files", () => {
   it("parsePolicyDocument - refuses a bad date, naming file, line, binding, field and value", () => {
     expect(refusal(withBindings(dutyLive("valid_until", "2027-13-01")))).toBe(
-      'policy.yaml line 14, bindings[0] (id duty-live), field valid_until: "2027-13-01" is not a date (expected YYYY-MM-DD or an ISO 8601 date-time)',
+      'policy.yaml line 14, bindings[0] (id duty-live), field valid_until: "2027-13-01" is not a date (expected YYYY-MM-DD or an ISO 8601 date-time with Z or an offset)',
     );
   });
 
   it("parsePolicyDocument - refuses a date-time without a zone", () => {
     expect(refusal(withBindings(dutyLive("valid_from", "2026-12-04T09:00:00")))).toBe(
-      'policy.yaml line 13, bindings[0] (id duty-live), field valid_from: "2026-12-04T09:00:00" is not a date (expected YYYY-MM-DD or an ISO 8601 date-time)',
+      'policy.yaml line 13, bindings[0] (id duty-live), field valid_from: "2026-12-04T09:00:00" is not a date (expected YYYY-MM-DD or an ISO 8601 date-time with Z or an offset)',
     );
   });
 

@@ -166,33 +166,40 @@ class DocumentReader {
     check(checkBindingCount(list.length));
     return list.map((written, index) => {
       const { binding, untilText } = readBinding(written, index);
-      this.setImpliedEnd(binding);
+      this.setImpliedDates(binding);
       check(checkBinding(binding, index, rules));
       this.checkTerm(binding, index, untilText);
       return binding;
     });
   }
 
-  // An allow without valid_until ends 12 months after its start. Re-applying the same binding
-  // keeps the end it got the first time, or every apply would silently renew the grant (R-22).
-  private setImpliedEnd(binding: PolicyBinding): void {
-    if (binding.effect !== "allow" || binding.valid_until_ms !== 0) return;
+  // An allow without valid_from starts when it is first applied, and one without valid_until
+  // ends 12 months after its start. Re-applying the same binding keeps the dates it got the
+  // first time, or every apply would silently renew the grant (R-22); a binding written
+  // differently is a new grant. The binding still holds its written dates (0 when absent).
+  private setImpliedDates(binding: PolicyBinding): void {
+    if (binding.effect !== "allow") return;
     const before = this.previous.get(binding.id);
-    binding.valid_until_implied = true;
-    binding.valid_until_ms =
-      before !== undefined && before.valid_until_implied && sameWrittenFields(before, binding)
-        ? before.valid_until_ms
-        : addCalendarMonths(this.startOf(binding), GRANT_MONTHS);
+    const same = before !== undefined && sameWrittenFields(before, binding);
+    if (binding.valid_from_ms === 0) {
+      binding.valid_from_implied = true;
+      binding.valid_from_ms = same && before.valid_from_implied ? before.valid_from_ms : this.context.nowMs;
+    }
+    if (binding.valid_until_ms === 0) {
+      binding.valid_until_implied = true;
+      binding.valid_until_ms = same && before.valid_until_implied ? before.valid_until_ms : addCalendarMonths(binding.valid_from_ms, GRANT_MONTHS);
+    }
   }
 
   private checkTerm(binding: PolicyBinding, index: number, untilText: string | undefined): void {
     if (binding.effect !== "allow" || untilText === undefined) return;
     const end = addCalendarMonths(this.startOf(binding), GRANT_MONTHS);
     if (binding.valid_until_ms <= end) return;
-    const start =
-      binding.valid_from_ms === 0
+    const start = !binding.valid_from_implied
+      ? `valid_from ${formatInstant(binding.valid_from_ms)}`
+      : binding.valid_from_ms === this.context.nowMs
         ? `now (${formatInstant(this.context.nowMs)})`
-        : `valid_from ${formatInstant(binding.valid_from_ms)}`;
+        : `its start when first applied (${formatInstant(binding.valid_from_ms)})`;
     fail(
       { path: ["bindings", index, "valid_until"], item: bindingItem(index, binding.id), field: "valid_until" },
       `${describeValue(untilText)} is more than 12 months after ${start}: a grant lasts at most 12 months (R-22), so it must end by ${formatInstant(end)}`,
@@ -200,12 +207,16 @@ class DocumentReader {
   }
 
   private startOf(binding: PolicyBinding): number {
-    return binding.valid_from_ms === 0 ? this.context.nowMs : binding.valid_from_ms;
+    return binding.valid_from_ms;
   }
 }
 
-function sameWrittenFields(a: PolicyBinding, b: PolicyBinding): boolean {
+/** Whether `held` (as stored, dates implied or not) was written as `written` (dates as in the file). */
+function sameWrittenFields(held: PolicyBinding, written: PolicyBinding): boolean {
+  const a = { ...held, valid_from_ms: held.valid_from_implied ? 0 : held.valid_from_ms, valid_until_ms: held.valid_until_implied ? 0 : held.valid_until_ms };
+  const b = written;
   return (
+    a.valid_until_ms === b.valid_until_ms &&
     a.subject === b.subject &&
     a.role === b.role &&
     a.action === b.action &&
@@ -276,6 +287,7 @@ function readBinding(value: unknown, index: number): { binding: PolicyBinding; u
     valid_from_ms: date("valid_from"),
     valid_until_ms: date("valid_until"),
     valid_until_implied: false,
+    valid_from_implied: false,
   };
   return { binding, untilText: text("valid_until") };
 }

@@ -19,6 +19,7 @@ function allow(id: string, fields: Partial<PolicyBinding> = {}): PolicyBinding {
     valid_from_ms: 0,
     valid_until_ms: YEAR_END,
     valid_until_implied: false,
+    valid_from_implied: false,
     ...fields,
   };
 }

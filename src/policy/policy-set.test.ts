@@ -17,6 +17,7 @@ function binding(fields: Partial<PolicyBinding>): PolicyBinding {
     valid_from_ms: 0,
     valid_until_ms: 0,
     valid_until_implied: false,
+    valid_from_implied: false,
     ...fields,
   };
 }
@@ -59,7 +60,7 @@ describe("policySetHash", () => {
     };
     const canonical =
       '{"author":"kz","document":{"bindings":[{"action":"","camera_types":[],"cameras":[],"effect":"deny",' +
-      '"id":"b1","role":"","scope":"kz","subject":"user:x","valid_from_ms":0,"valid_until_implied":false,"valid_until_ms":0}],' +
+      '"id":"b1","role":"","scope":"kz","subject":"user:x","valid_from_implied":false,"valid_from_ms":0,"valid_until_implied":false,"valid_until_ms":0}],' +
       '"groups":[{"name":"g","users":["x"]}],"max_policy_age_ms":0,"roles":[{"actions":["view_live"],"name":"r"}]},"version":1}';
     expect(policySetHash("kz", 1, doc)).toBe(createHash("sha256").update(canonical).digest("hex"));
   });

@@ -12,7 +12,7 @@ import { checkDocument } from "./policy-rules.ts";
  * list order kept, every proto field present (defaults included, nothing else), so
  *
  * `{"author":"kz","document":{"bindings":[{"action":"","camera_types":[],"cameras":[],"effect":"deny",`
- * `"id":"b1","role":"","scope":"kz","subject":"user:x","valid_from_ms":0,"valid_until_ms":0,`
+ * `"id":"b1","role":"","scope":"kz","subject":"user:x","valid_from_implied":false,"valid_from_ms":0,"valid_until_ms":0,`
  * `"valid_until_implied":false}],"groups":[{"name":"g","users":["x"]}],"max_policy_age_ms":0,`
  * `"roles":[{"actions":["view_live"],"name":"r"}]},"version":1}`.
  *
@@ -32,6 +32,7 @@ export function policySetHash(author: string, version: number, document: PolicyD
         role: binding.role,
         scope: binding.scope,
         subject: binding.subject,
+        valid_from_implied: binding.valid_from_implied,
         valid_from_ms: binding.valid_from_ms,
         valid_until_implied: binding.valid_until_implied,
         valid_until_ms: binding.valid_until_ms,

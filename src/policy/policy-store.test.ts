@@ -26,7 +26,7 @@ function documentDenying(user: string): PolicyDocument {
     groups: [],
     bindings: [{
       id: `no-${user}`, subject: `user:${user}`, role: "", action: "view_live", scope: "kz", cameras: [], camera_types: [],
-      effect: "deny", valid_from_ms: 0, valid_until_ms: 0, valid_until_implied: false,
+      effect: "deny", valid_from_ms: 0, valid_until_ms: 0, valid_until_implied: false, valid_from_implied: false,
     }],
     max_policy_age_ms: 0,
   };

@@ -33,7 +33,7 @@ describe("parsePolicyInstant", () => {
   ])("parsePolicyInstant - refuses %s", (_, text) => {
     expect(parsePolicyInstant(text)).toEqual({
       ok: false,
-      error: `${JSON.stringify(text)} is not a date (expected YYYY-MM-DD or an ISO 8601 date-time)`,
+      error: `${JSON.stringify(text)} is not a date (expected YYYY-MM-DD or an ISO 8601 date-time with Z or an offset)`,
     });
   });
 });

@@ -8,7 +8,7 @@ const DATE_TIME =
   /^(?<year>\d{4})-(?<month>\d{2})-(?<day>\d{2})T(?<hour>\d{2}):(?<minute>\d{2})(?::(?<second>\d{2})(?:\.(?<fraction>\d{1,9}))?)?(?<zone>Z|[+-]\d{2}:\d{2})$/;
 const ZONE = /^(?<sign>[+-])(?<hours>\d{2}):(?<minutes>\d{2})$/;
 
-const DATE_EXPECTED = "expected YYYY-MM-DD or an ISO 8601 date-time";
+const DATE_EXPECTED = "expected YYYY-MM-DD or an ISO 8601 date-time with Z or an offset";
 
 /**
  * Reads a policy date: `YYYY-MM-DD` (00:00 UTC of that day) or a full ISO 8601 date-time

@@ -41,11 +41,16 @@ export interface PolicyBinding {
   camera_types: string[];
   /** "allow" or "deny"; a deny anywhere on the path from the root wins over every allow. */
   effect: string;
-  /** Unix milliseconds; 0 for no bound. An allow always has an end (at most 12 months, R-22). */
+  /**
+   * Unix milliseconds; 0 for no bound. An allow always has a start and an end, at most
+   * 12 months apart (R-22).
+   */
   valid_from_ms: number;
   valid_until_ms: number;
   /** The document gave no valid_until: the grant ends 12 months after it started. */
   valid_until_implied: boolean;
+  /** The document gave no valid_from for an allow: the grant started when it was first applied. */
+  valid_from_implied: boolean;
 }
 
 export interface PolicyDocument {
@@ -250,6 +255,7 @@ function createBasePolicyBinding(): PolicyBinding {
     valid_from_ms: 0,
     valid_until_ms: 0,
     valid_until_implied: false,
+    valid_from_implied: false,
   };
 }
 
@@ -287,6 +293,9 @@ export const PolicyBinding: MessageFns<PolicyBinding> = {
     }
     if (message.valid_until_implied !== false) {
       writer.uint32(88).bool(message.valid_until_implied);
+    }
+    if (message.valid_from_implied !== false) {
+      writer.uint32(96).bool(message.valid_from_implied);
     }
     return writer;
   },
@@ -392,6 +401,14 @@ export const PolicyBinding: MessageFns<PolicyBinding> = {
             message.valid_until_implied = reader.bool();
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.valid_from_implied = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -433,6 +450,11 @@ export const PolicyBinding: MessageFns<PolicyBinding> = {
         : isSet(object.valid_until_implied)
         ? globalThis.Boolean(object.valid_until_implied)
         : false,
+      valid_from_implied: isSet(object.validFromImplied)
+        ? globalThis.Boolean(object.validFromImplied)
+        : isSet(object.valid_from_implied)
+        ? globalThis.Boolean(object.valid_from_implied)
+        : false,
     };
   },
 
@@ -470,6 +492,9 @@ export const PolicyBinding: MessageFns<PolicyBinding> = {
     }
     if (message.valid_until_implied !== false) {
       obj.validUntilImplied = message.valid_until_implied;
+    }
+    if (message.valid_from_implied !== false) {
+      obj.validFromImplied = message.valid_from_implied;
     }
     return obj;
   },

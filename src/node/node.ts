@@ -84,7 +84,10 @@ export class VmtreeNode {
     this.links = new ChildLinks(store);
     this.acks = new UpstreamAcks(store, this.replica);
     this.audit = new AuditLog(store, config.site, config.epoch);
-    this.policies = new PolicyStore(store, config.site);
+    this.policies = new PolicyStore(store, config.site, {
+      rootCaPem: identity.rootCaPem,
+      signer: { nodeKeyPem: identity.nodeKeyPem, nodeCertChainPem: identity.nodeCertChainPem },
+    });
     this.operations = new AdminOperations(this);
     this.log = log;
     this.#listen = config.listen;

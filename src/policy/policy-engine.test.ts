@@ -42,7 +42,7 @@ function set(author: string, version: number, bindings: PolicyBinding[], fields:
     max_policy_age_ms: 0,
     ...fields,
   };
-  return { author, version, created_ms: 0, created_by: "user:admin", document, sha256: "" };
+  return { author, version, created_ms: 0, created_by: "user:admin", document, sha256: "", signature: Buffer.alloc(0), signer_chain_pem: "" };
 }
 
 /** A request by a.nurlanov to watch live camera metro-01-cam-001 (outdoor_overview) of kz.ala.metro-01. */

@@ -34,9 +34,9 @@ function document(fields: Partial<PolicyDocument> = {}): PolicyDocument {
   };
 }
 
-/** A set of `author` with a correct hash. */
+/** A set of `author` with a correct hash (unsigned: signatures are checked apart, in policy-signature.ts). */
 function signedSet(author: string, doc: PolicyDocument, version = 3): PolicySet {
-  return { author, version, created_ms: 1, created_by: "user:admin", document: doc, sha256: policySetHash(author, version, doc) };
+  return { author, version, created_ms: 1, created_by: "user:admin", document: doc, sha256: policySetHash(author, version, doc), signature: Buffer.alloc(0), signer_chain_pem: "" };
 }
 
 function refusal(set: PolicySet, holder: string): string {

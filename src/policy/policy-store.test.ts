@@ -1,14 +1,26 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { PolicyDocument, PolicySet } from "../gen/vmtree/v1/policy.ts";
 import { NodeStore } from "../store/node-store.ts";
 import { policySetHash } from "./policy-set.ts";
-import { PolicyStore } from "./policy-store.ts";
+import { signPolicySet } from "./policy-signature.ts";
+import { PolicyStore, type PolicyTrust } from "./policy-store.ts";
+import { createTestSigners, type TestSigners } from "./test-signers.ts";
 
 let dir: string;
 let store: NodeStore;
+let signers: TestSigners;
+
+beforeAll(async () => {
+  signers = await createTestSigners();
+});
+
+/** kz.ala's trust, or kz's when `site` is kz. */
+function trust(site: "kz" | "kz.ala"): PolicyTrust {
+  return { rootCaPem: signers.rootCaPem, signer: site === "kz" ? signers.kz : signers.ala };
+}
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), "vmtree-policy-store-"));
@@ -32,32 +44,44 @@ function documentDenying(user: string): PolicyDocument {
   };
 }
 
-function setOf(author: string, version: number, document: PolicyDocument): PolicySet {
-  return { author, version, created_ms: 1, created_by: "user:admin", document, sha256: policySetHash(author, version, document) };
+/** A set of kz, signed by kz. */
+function setOf(author: "kz", version: number, document: PolicyDocument): PolicySet {
+  const set = { author, version, created_ms: Date.now(), created_by: "user:admin", document, sha256: policySetHash(author, version, document), signature: Buffer.alloc(0), signer_chain_pem: "" };
+  return signPolicySet(set, signers.kz);
 }
 
 describe("PolicyStore", () => {
   it("PolicyStore.storeReceived - stores newer sets, skips older ones, and returns a bad set as refused instead of throwing", async () => {
-    const policies = new PolicyStore(store, "kz.ala");
+    const policies = new PolicyStore(store, "kz.ala", trust("kz.ala"));
     const v2 = setOf("kz", 2, documentDenying("mallory"));
     const forged = { ...setOf("kz", 3, documentDenying("mallory")), sha256: "0".repeat(64) };
     expect(await policies.storeReceived([v2])).toEqual({ stored: [v2], refused: [] });
-    const again = await policies.storeReceived([setOf("kz", 1, documentDenying("x")), forged]);
+    const altered = { ...setOf("kz", 4, documentDenying("mallory")), created_by: "user:mallory" };
+    const again = await policies.storeReceived([setOf("kz", 1, documentDenying("x")), forged, altered]);
     expect(again.stored).toEqual([]);
-    expect(again.refused.map((r) => [r.set.version, r.reason.slice(0, 38)])).toEqual([[3, "policy set of kz version 3: sha256 \"00"]]);
+    expect(again.refused.map((r) => [r.set.version, r.reason.slice(0, 38)])).toEqual([
+      [3, "policy set of kz version 3: sha256 \"00"],
+      [4, "policy set of kz version 4: its signat"],
+    ]);
     expect(await policies.versions()).toEqual([{ author: "kz", version: 2 }]);
+  });
+
+  it("PolicyStore.applyOwn - signs the node's own set so that its subtree can verify it", async () => {
+    const { set } = await new PolicyStore(store, "kz", trust("kz")).applyOwn(documentDenying("mallory"), "user:admin", () => false);
+    const child = new PolicyStore(store, "kz.ala", trust("kz.ala"));
+    expect((await child.storeReceived([set])).refused).toEqual([]);
   });
 
   it("PolicyStore.damaged - a set edited in the store is found when loaded, not offered as held, and replaced by the same version", async () => {
     const v2 = setOf("kz", 2, documentDenying("mallory"));
-    await new PolicyStore(store, "kz.ala").storeReceived([v2]);
+    await new PolicyStore(store, "kz.ala", trust("kz.ala")).storeReceived([v2]);
     // Someone with the files turns the deny into an allow, leaving the hash as it was.
     const section = store.section<{ set: PolicySet; receivedMs: number }>("policy-set");
     const held = (await section.get("kz"))!;
     held.set.document!.bindings[0]!.effect = "allow";
     await section.put("kz", held);
 
-    const reopened = new PolicyStore(store, "kz.ala");
+    const reopened = new PolicyStore(store, "kz.ala", trust("kz.ala"));
     expect([...(await reopened.damaged()).keys()]).toEqual(["kz"]);
     expect(await reopened.intactVersions()).toEqual([]);
     expect((await reopened.storeReceived([v2])).stored).toEqual([v2]);
@@ -66,14 +90,14 @@ describe("PolicyStore", () => {
   });
 
   it("PolicyStore.applyOwn - numbers past the highest version the subtree reported, so a store restored from backup never reuses a version", async () => {
-    const policies = new PolicyStore(store, "kz");
+    const policies = new PolicyStore(store, "kz", trust("kz"));
     await policies.recordApplied("kz.ala", [{ site: "kz.ala", versions: [{ author: "kz", version: 7 }], applied_ms: 5 }]);
     const { set } = await policies.applyOwn(documentDenying("mallory"), "user:admin", () => false);
     expect(set.version).toBe(8);
   });
 
   it("PolicyStore.recordApplied - keeps the last report of a node whatever its clock said, and refuses reports from outside the child's subtree", async () => {
-    const policies = new PolicyStore(store, "kz");
+    const policies = new PolicyStore(store, "kz", trust("kz"));
     await policies.recordApplied("kz.ala", [{ site: "kz.ala", versions: [{ author: "kz", version: 1 }], applied_ms: 2_000_000_000_000 }]);
     await policies.recordApplied("kz.ala", [{ site: "kz.ala", versions: [{ author: "kz", version: 2 }], applied_ms: 1_000 }]);
     expect(await policies.applied()).toEqual([{ site: "kz.ala", versions: [{ author: "kz", version: 2 }], applied_ms: 1_000 }]);

@@ -5,7 +5,15 @@ import { isInSubtree } from "../pki/site-id.ts";
 import { putOp, type NodeStore } from "../store/node-store.ts";
 import { SerialQueue } from "../util/serial-queue.ts";
 import { policySetHash, validateReceivedSet } from "./policy-set.ts";
+import { signatureProblem, signPolicySet, type PolicySigner } from "./policy-signature.ts";
 import { PolicyEngine } from "./policy-engine.ts";
+
+/** What a store checks sets against and signs its own with. */
+export interface PolicyTrust {
+  /** The tree's root CA: every set's signer chains to it. */
+  rootCaPem: string;
+  signer: PolicySigner;
+}
 
 /** A policy set as this node holds it. */
 export interface HeldSet {
@@ -40,8 +48,11 @@ export class PolicyStore extends EventEmitter<{ sets: []; applied: [PolicyApplie
   #damaged = new Map<string, string>();
   #engine: PolicyEngine | undefined;
 
-  constructor(store: NodeStore, site: string) {
+  readonly #trust: PolicyTrust;
+
+  constructor(store: NodeStore, site: string, trust: PolicyTrust) {
     super();
+    this.#trust = trust;
     // One listener per child session: a region may have hundreds.
     this.setMaxListeners(0);
     this.#store = store;
@@ -78,10 +89,15 @@ export class PolicyStore extends EventEmitter<{ sets: []; applied: [PolicyApplie
     try {
       if (set.author !== this.#site) validateReceivedSet(set, this.#site);
       else if (!set.document || set.sha256 !== policySetHash(set.author, set.version, set.document)) return `the stored sha256 does not match its content`;
-      return undefined;
     } catch (error) {
       return VmtreeError.from(error).rawMessage;
     }
+    return this.#signatureProblem(set);
+  }
+
+  #signatureProblem(set: PolicySet): string | undefined {
+    const problem = signatureProblem(set, this.#trust.rootCaPem);
+    return problem === undefined ? undefined : `policy set of ${set.author} version ${set.version}: ${problem}`;
   }
 
   /** The engine deciding from the sets held. */
@@ -116,14 +132,16 @@ export class PolicyStore extends EventEmitter<{ sets: []; applied: [PolicyApplie
       const previous = await this.own();
       if (previous && !this.#damaged.has(this.#site) && unchanged(previous)) return { set: previous, previous, changed: false };
       const version = Math.max(previous?.version ?? 0, await this.#highestReported(this.#site)) + 1;
-      const set: PolicySet = {
+      const set = signPolicySet({
         author: this.#site,
         version,
         created_ms: Date.now(),
         created_by: actor,
         document,
         sha256: policySetHash(this.#site, version, document),
-      };
+        signature: Buffer.alloc(0),
+        signer_chain_pem: "",
+      }, this.#trust.signer);
       await this.#write([set]);
       return { set, previous, changed: true };
     });
@@ -137,13 +155,15 @@ export class PolicyStore extends EventEmitter<{ sets: []; applied: [PolicyApplie
   storeReceived(sets: readonly PolicySet[]): Promise<{ stored: PolicySet[]; refused: { set: PolicySet; reason: string }[] }> {
     const refused: { set: PolicySet; reason: string }[] = [];
     const valid = sets.filter((set) => {
+      let reason: string | undefined;
       try {
         validateReceivedSet(set, this.#site);
-        return true;
+        reason = this.#signatureProblem(set);
       } catch (error) {
-        refused.push({ set, reason: VmtreeError.from(error).rawMessage });
-        return false;
+        reason = VmtreeError.from(error).rawMessage;
       }
+      if (reason !== undefined) refused.push({ set, reason });
+      return reason === undefined;
     });
     return this.#writes.run(async () => {
       const held = new Map((await this.intactVersions()).map((v) => [v.author, v.version]));

@@ -77,6 +77,14 @@ export interface PolicySet {
     | undefined;
   /** Hex SHA-256 of the canonical JSON of author, version and document. */
   sha256: string;
+  /**
+   * The author node's RSA-SHA256 signature over "vmtree-policy-set-v1", author, version,
+   * created_ms, created_by and sha256, one per line; every receiver verifies it, so that no
+   * node on the way can alter an ancestor's set.
+   */
+  signature: Buffer;
+  /** The certificate the author signed with, followed by its chain up to the root CA. */
+  signer_chain_pem: string;
 }
 
 export interface PolicyVersion {
@@ -612,7 +620,16 @@ export const PolicyDocument: MessageFns<PolicyDocument> = {
 };
 
 function createBasePolicySet(): PolicySet {
-  return { author: "", version: 0, created_ms: 0, created_by: "", document: undefined, sha256: "" };
+  return {
+    author: "",
+    version: 0,
+    created_ms: 0,
+    created_by: "",
+    document: undefined,
+    sha256: "",
+    signature: Buffer.alloc(0),
+    signer_chain_pem: "",
+  };
 }
 
 export const PolicySet: MessageFns<PolicySet> = {
@@ -634,6 +651,12 @@ export const PolicySet: MessageFns<PolicySet> = {
     }
     if (message.sha256 !== "") {
       writer.uint32(50).string(message.sha256);
+    }
+    if (message.signature.length !== 0) {
+      writer.uint32(58).bytes(message.signature);
+    }
+    if (message.signer_chain_pem !== "") {
+      writer.uint32(66).string(message.signer_chain_pem);
     }
     return writer;
   },
@@ -699,6 +722,22 @@ export const PolicySet: MessageFns<PolicySet> = {
             message.sha256 = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.signature = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.signer_chain_pem = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -727,6 +766,12 @@ export const PolicySet: MessageFns<PolicySet> = {
         : "",
       document: isSet(object.document) ? PolicyDocument.fromJSON(object.document) : undefined,
       sha256: isSet(object.sha256) ? globalThis.String(object.sha256) : "",
+      signature: isSet(object.signature) ? Buffer.from(bytesFromBase64(object.signature)) : Buffer.alloc(0),
+      signer_chain_pem: isSet(object.signerChainPem)
+        ? globalThis.String(object.signerChainPem)
+        : isSet(object.signer_chain_pem)
+        ? globalThis.String(object.signer_chain_pem)
+        : "",
     };
   },
 
@@ -749,6 +794,12 @@ export const PolicySet: MessageFns<PolicySet> = {
     }
     if (message.sha256 !== "") {
       obj.sha256 = message.sha256;
+    }
+    if (message.signature.length !== 0) {
+      obj.signature = base64FromBytes(message.signature);
+    }
+    if (message.signer_chain_pem !== "") {
+      obj.signerChainPem = message.signer_chain_pem;
     }
     return obj;
   },
@@ -924,6 +975,14 @@ export const PolicyApplied: MessageFns<PolicyApplied> = {
     return obj;
   },
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());

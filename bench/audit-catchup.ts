@@ -24,9 +24,11 @@ import { NodeStore } from "../src/store/node-store.ts";
 import { appendBacklog } from "../test/support/audit-backlog.ts";
 import { killAll, makeTempDir, removeTempDirs } from "../test/support/processes.ts";
 import { initRoot, joinChild, type TestNode } from "../test/support/tree.ts";
+import { DEFAULT_AUDIT_BATCH } from "../src/link/uplink.ts";
+import { median, positive, round } from "./figures.ts";
 
 /** The uplink's audit batch size: the baseline writes in batches of the same size. */
-const LINK_BATCH = 500;
+const LINK_BATCH = DEFAULT_AUDIT_BATCH;
 const POLL_MS = 200;
 const CATCH_UP_TIMEOUT_MS = 15 * 60_000;
 
@@ -184,20 +186,5 @@ function print(label: string, r: RunFigures): void {
   );
 }
 
-function positive(flag: string, text: string): number {
-  const n = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
-  if (!(n > 0)) throw new Error(`expected --${flag} to be a positive whole number, got \`${text}\``);
-  return n;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : round((sorted[mid - 1]! + sorted[mid]!) / 2);
-}
-
-function round(n: number): number {
-  return Math.round(n * 100) / 100;
-}
 
 await main();

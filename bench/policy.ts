@@ -39,6 +39,7 @@ import { VmtreeNode } from "../src/node/node.ts";
 import { isInSubtree } from "../src/pki/site-id.ts";
 import type { Decision, DecisionRequest, PolicyEngine } from "../src/policy/policy-engine.ts";
 import { killAll, makeTempDir, removeTempDirs, spawnNode, type ManagedProcess } from "../test/support/processes.ts";
+import { median, positive, round } from "./figures.ts";
 
 const ACTOR = "user:bench";
 const ROOT = "kz";
@@ -582,21 +583,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function positive(flag: string, text: string): number {
-  const n = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
-  if (!(n > 0)) throw new Error(`expected --${flag} to be a positive whole number, got \`${text}\``);
-  return n;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : round((sorted[mid - 1]! + sorted[mid]!) / 2);
-}
-
-function round(n: number): number {
-  return Math.round(n * 100) / 100;
-}
 
 try {
   await main();

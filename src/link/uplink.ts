@@ -63,6 +63,8 @@ export interface UplinkState {
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
+/** Audit entries per batch unless the options say otherwise (see {@link UplinkOptions.auditBatchSize}). */
+export const DEFAULT_AUDIT_BATCH = 2_000;
 const HISTORY_SECTION = "uplink-state";
 
 /** What a stopped node still knows of its parent link: since when it is down, when it last synced. */
@@ -190,7 +192,7 @@ export class Uplink {
       const streams = [
         this.#policies.done,
         streamFeed(this.#feeds.inventory, client, { ...options, batchSize: this.#options.batchSize ?? 500 }),
-        streamFeed(this.#feeds.audit, client, { ...options, batchSize: this.#options.auditBatchSize ?? 2000 }),
+        streamFeed(this.#feeds.audit, client, { ...options, batchSize: this.#options.auditBatchSize ?? DEFAULT_AUDIT_BATCH }),
       ];
       await Promise.race(streams).finally(stop);
       await Promise.all(streams);

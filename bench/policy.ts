@@ -280,7 +280,7 @@ async function buildTree(base: string, options: Options): Promise<Tree> {
   for (;;) {
     const waiting = below.filter((node) => {
       const state = node.uplinkState();
-      return state?.state !== "connected" || !state.policiesInSync;
+      return state?.state !== "connected" || state.policyAgeMs === undefined;
     });
     if (waiting.length === 0) break;
     if (Date.now() % 5_000 < 100) progress(`${waiting.length} nodes not yet connected and in sync, e.g. ${waiting[0]!.config.site}: ${JSON.stringify(waiting[0]!.uplinkState())}`, started);

@@ -240,6 +240,20 @@ describe("access policies through a three-level tree (R-6.3, R-21…27)", () => 
     await waitFor(() => authorize(metro, "petrov", "view_live"), (d) => d.decision === "allow", 20_000, "decisions again at the metro");
   });
 
+  it("policy max age - a site connected to a region that lost the root ages with the region, and denies past the limit", async () => {
+    expect((await metro.status()).policy).toMatchObject({ ageMs: 0, stale: false, maxAgeMs: 2_000 });
+    await kz.stop();
+    const stale = await waitFor(() => metro.status(), (s) => s.policy?.stale === true, 20_000, "stale policies at the metro behind kz.ala");
+    expect(stale.parent?.state).toBe("connected");
+    expect((await ala.status()).policy?.stale).toBe(true);
+    const denied = await authorize(metro, "petrov", "view_live");
+    expect(denied).toMatchObject({ decision: "deny", binding: null });
+    expect(denied.reason).toContain("past max_policy_age 2s");
+    await kz.serve();
+    await waitFor(() => metro.status(), (s) => s.policy?.stale === false && s.policy.ageMs === 0, 40_000, "current policies at the metro again");
+    expect(await authorize(metro, "petrov", "view_live")).toMatchObject({ decision: "allow", binding: "ops-live" });
+  });
+
   it("policy flow - a set of 15,000 bindings (2 MB, sent in a message of its own) reaches the site", async () => {
     const bindings = Array.from({ length: 15_000 }, (_, i) =>
       `  - id: grant-${i}\n    subject: user:user-${i}\n    action: view_archive\n    scope: kz.ala.metro-01\n    cameras: [${METRO_CAMERA}]\n    effect: allow\n    valid_until: 2027-06-01\n`,

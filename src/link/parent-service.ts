@@ -32,6 +32,8 @@ export interface ParentServiceDeps {
   audit: AuditLog;
   invitations: Invitations;
   policies: PolicyStore;
+  /** How old this node's own policies are, told to every child (see PolicyState.age_ms). */
+  policyAgeMs: () => Promise<number>;
   links: ChildLinks;
   log: Logger;
 }
@@ -184,7 +186,7 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
     },
 
     syncPolicies(call: ServerDuplexStream<SyncPoliciesRequest, SyncPoliciesResponse>): void {
-      serveSession("SyncPolicies", call, (child) => servePolicies(call, child.site, deps.policies));
+      serveSession("SyncPolicies", call, (child) => servePolicies(call, child.site, deps.policies, deps.policyAgeMs));
     },
   };
 

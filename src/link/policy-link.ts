@@ -16,6 +16,8 @@ const MAX_HELD = 8;
 const MAX_APPLIED_PER_MESSAGE = 1_000;
 /** How often a node in sync records that it still is, so that a crash loses little of its policy age. */
 const SYNCED_MARK_INTERVAL_MS = 30_000;
+/** How often a parent tells its child how old its own policies are. */
+export const POLICY_AGE_INTERVAL_MS = 5_000;
 
 /**
  * The parent's side of a child's policy stream. The child's first message says which
@@ -28,16 +30,18 @@ export async function servePolicies(
   call: ServerDuplexStream<SyncPoliciesRequest, SyncPoliciesResponse>,
   childSite: string,
   policies: PolicyStore,
+  ownAgeMs: () => Promise<number>,
 ): Promise<void> {
   const sent = new Map<string, number>();
   const writes = new SerialQueue();
   let started = false;
   // One set per message: a set may come near the message size limit on its own.
-  const push = (caughtUp: boolean) =>
+  const push = (caughtUp: boolean, heartbeat = false) =>
     writes.run(async () => {
       const sets = (await policies.sets()).map((held) => held.set).filter((set) => set.version > (sent.get(set.author) ?? 0));
-      const messages: SyncPoliciesResponse[] = sets.map((set) => ({ sets: [set], caught_up: false }));
-      if (caughtUp) messages.push({ sets: [], caught_up: true });
+      const age = await ownAgeMs();
+      const messages: SyncPoliciesResponse[] = sets.map((set) => ({ sets: [set], caught_up: false, sender_age_ms: age }));
+      if (caughtUp || (heartbeat && messages.length === 0)) messages.push({ sets: [], caught_up: caughtUp, sender_age_ms: age });
       for (const message of messages) {
         for (const set of message.sets) sent.set(set.author, set.version);
         if (!call.write(message)) await waitForDrain(call);
@@ -46,6 +50,7 @@ export async function servePolicies(
   // A failed push means the stream is gone; the read loop below ends with it.
   const onSets = () => void (started && push(false).catch(() => undefined));
   policies.on("sets", onSets);
+  const ages = setInterval(() => void (started && push(false, true).catch(() => undefined)), POLICY_AGE_INTERVAL_MS);
   try {
     for await (const message of call as AsyncIterable<SyncPoliciesRequest>) {
       checkMessage(message, started);
@@ -58,6 +63,7 @@ export async function servePolicies(
     }
     call.end();
   } finally {
+    clearInterval(ages);
     policies.off("sets", onSets);
   }
 }
@@ -99,8 +105,12 @@ export interface FollowPoliciesOptions {
 export interface PolicyFollower {
   /** Resolves once the parent's newer sets are stored here; rejects if the stream fails first. */
   caughtUp: Promise<void>;
-  /** Whether the node holds its parent's latest sets now. */
-  readonly inSync: boolean;
+  /**
+   * How old the policies held here are while the node holds its parent's latest sets: its
+   * parent's age as last reported, grown since then (0 when the parent is in sync itself, -1
+   * when the parent never received any); undefined while not caught up.
+   */
+  ageMs(): number | undefined;
   /** Rejects when the stream fails; resolves when `signal` ends it. */
   done: Promise<void>;
 }
@@ -116,6 +126,16 @@ export function followPolicies(client: ParentServiceClient, options: FollowPolic
   const writes = new SerialQueue();
   const receipts = new SerialQueue();
   let inSync = false;
+  let upstream = { ageMs: 0, atMs: 0 };
+  const ageMs = (now = Date.now()): number | undefined => {
+    if (!inSync) return undefined;
+    return upstream.ageMs <= 0 ? upstream.ageMs : upstream.ageMs + (now - upstream.atMs);
+  };
+  // The moment this node's policies were last known current, for when the link is gone.
+  const markSynced = () => {
+    const age = ageMs();
+    return age === undefined || age < 0 ? Promise.resolve() : policies.markSynced(Date.now() - age);
+  };
   let markTimer: NodeJS.Timeout | undefined;
   let resolveCaughtUp!: () => void;
   let fail!: (error: VmtreeError) => void;
@@ -138,6 +158,7 @@ export function followPolicies(client: ParentServiceClient, options: FollowPolic
 
   const receive = (message: SyncPoliciesResponse) =>
     receipts.run(async () => {
+      upstream = { ageMs: message.sender_age_ms, atMs: Date.now() };
       const { stored, refused } = await policies.storeReceived(message.sets);
       for (const set of stored) {
         log.info("policy set received", { author: set.author, version: set.version });
@@ -150,8 +171,8 @@ export function followPolicies(client: ParentServiceClient, options: FollowPolic
       }
       if (message.caught_up && !inSync) {
         inSync = true;
-        await policies.markSynced(Date.now());
-        markTimer = setInterval(() => void policies.markSynced(Date.now()).catch(() => undefined), SYNCED_MARK_INTERVAL_MS);
+        await markSynced();
+        markTimer = setInterval(() => void markSynced().catch(() => undefined), SYNCED_MARK_INTERVAL_MS);
         resolveCaughtUp();
       }
     }).catch((reason: unknown) => fail(VmtreeError.from(reason)));
@@ -175,15 +196,13 @@ export function followPolicies(client: ParentServiceClient, options: FollowPolic
     clearInterval(markTimer);
     call.cancel();
     if (inSync) {
+      await receipts.run(markSynced).catch(() => undefined);
       inSync = false;
-      await receipts.run(() => policies.markSynced(Date.now())).catch(() => undefined);
     }
   });
   return {
     caughtUp: Promise.race([caughtUp, failed]),
-    get inSync() {
-      return inSync;
-    },
+    ageMs: () => ageMs(),
     done,
   };
 }

@@ -57,8 +57,11 @@ export interface UplinkState {
   auditSent: number;
   /** Origins whose audit stream the parent has quarantined. */
   auditQuarantinedByParent: string[];
-  /** Whether this node holds the parent's latest policy sets now. */
-  policiesInSync: boolean;
+  /**
+   * How old this node's policies are while it holds its parent's latest sets (its parent's
+   * age, 0 when that is in sync too); undefined while it does not.
+   */
+  policyAgeMs: number | undefined;
   lastError: string;
 }
 
@@ -106,7 +109,7 @@ export class Uplink {
       sent: 0,
       auditSent: 0,
       auditQuarantinedByParent: [],
-      policiesInSync: false,
+      policyAgeMs: undefined,
       lastError: "",
     };
   }
@@ -124,7 +127,7 @@ export class Uplink {
       sent: this.#state.sent + (feeds?.inventory.sent ?? 0),
       auditSent: this.#state.auditSent + (feeds?.audit.sent ?? 0),
       auditQuarantinedByParent: feeds?.audit.quarantinedByParent ?? this.#state.auditQuarantinedByParent,
-      policiesInSync: this.#policies?.inSync ?? false,
+      policyAgeMs: this.#policies?.ageMs(),
     };
   }
 

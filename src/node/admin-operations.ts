@@ -7,6 +7,7 @@ import type {
   GetPolicyStatusResponse,
   GetStatusResponse,
   LinkStatus,
+  PolicyState,
   ShowPolicyResponse,
 } from "../gen/vmtree/v1/admin.ts";
 import type { AuditEntry } from "../gen/vmtree/v1/audit.ts";
@@ -59,6 +60,11 @@ export class AdminOperations {
       changes: result.changes.length,
       sha256: result.set?.sha256 ?? "",
     }));
+  }
+
+  /** How fresh the policies held here are; not an admin call (not audited): the link tells children. */
+  policyState(): Promise<PolicyState> {
+    return this.#policies.state();
   }
 
   /** The policy sets in force here. */

@@ -187,6 +187,7 @@ export class VmtreeNode {
       audit: this.audit,
       invitations: this.invitations,
       policies: this.policies,
+      policyAgeMs: async () => (await this.operations.policyState()).age_ms,
       links: this.links,
       log: this.log.child("children"),
     });

@@ -67,8 +67,10 @@ export class PolicyOperations {
     const sets = await node.policies.sets();
     const limits = sets.map((held) => held.set.document?.max_policy_age_ms ?? 0).filter((ms) => ms > 0);
     const maxAgeMs = limits.length > 0 ? Math.min(...limits) : 0;
-    const inSync = node.isRoot || node.uplinkState()?.policiesInSync === true;
-    const syncedMs = inSync ? nowMs : await node.policies.syncedMs();
+    // While the link is up and caught up, the age is the parent's; otherwise it runs from
+    // the last moment the policies were known current.
+    const linkAgeMs = node.isRoot ? 0 : node.uplinkState()?.policyAgeMs;
+    const syncedMs = linkAgeMs === undefined ? await node.policies.syncedMs() : linkAgeMs < 0 ? 0 : nowMs - linkAgeMs;
     // -1: this node never held its parent's sets, so their age is unknown.
     const ageMs = syncedMs > 0 ? Math.max(0, nowMs - syncedMs) : -1;
     return {

@@ -103,6 +103,12 @@ export interface SyncPoliciesResponse {
   sets: PolicySet[];
   /** True once every set newer than the child held at the start has been sent. */
   caught_up: boolean;
+  /**
+   * How old the sender's own policies are: 0 while it is in sync with its own parent (always
+   * on a root), -1 if it never received any. Sent on every message, and every few seconds
+   * in an otherwise empty message, so that a child behind a cut-off parent ages with it.
+   */
+  sender_age_ms: number;
 }
 
 function createBaseHelloRequest(): HelloRequest {
@@ -836,7 +842,7 @@ export const SyncPoliciesRequest: MessageFns<SyncPoliciesRequest> = {
 };
 
 function createBaseSyncPoliciesResponse(): SyncPoliciesResponse {
-  return { sets: [], caught_up: false };
+  return { sets: [], caught_up: false, sender_age_ms: 0 };
 }
 
 export const SyncPoliciesResponse: MessageFns<SyncPoliciesResponse> = {
@@ -846,6 +852,9 @@ export const SyncPoliciesResponse: MessageFns<SyncPoliciesResponse> = {
     }
     if (message.caught_up !== false) {
       writer.uint32(16).bool(message.caught_up);
+    }
+    if (message.sender_age_ms !== 0) {
+      writer.uint32(24).int64(message.sender_age_ms);
     }
     return writer;
   },
@@ -879,6 +888,14 @@ export const SyncPoliciesResponse: MessageFns<SyncPoliciesResponse> = {
             message.caught_up = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sender_age_ms = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -899,6 +916,11 @@ export const SyncPoliciesResponse: MessageFns<SyncPoliciesResponse> = {
         : isSet(object.caught_up)
         ? globalThis.Boolean(object.caught_up)
         : false,
+      sender_age_ms: isSet(object.senderAgeMs)
+        ? globalThis.Number(object.senderAgeMs)
+        : isSet(object.sender_age_ms)
+        ? globalThis.Number(object.sender_age_ms)
+        : 0,
     };
   },
 
@@ -909,6 +931,9 @@ export const SyncPoliciesResponse: MessageFns<SyncPoliciesResponse> = {
     }
     if (message.caught_up !== false) {
       obj.caughtUp = message.caught_up;
+    }
+    if (message.sender_age_ms !== 0) {
+      obj.senderAgeMs = Math.round(message.sender_age_ms);
     }
     return obj;
   },

@@ -5,6 +5,7 @@ import { camerasImportCommand, camerasListCommand } from "./camera-commands.ts";
 import type { Command, Out } from "./command.ts";
 import { initCommand, inviteCommand, joinCommand } from "./enrolment-commands.ts";
 import { authorizeCommand, policyApplyCommand, policyShowCommand, policyStatusCommand } from "./policy-commands.ts";
+import { revokeCommand } from "./revoke-command.ts";
 import { serveCommand } from "./serve-command.ts";
 import { statusCommand } from "./status-command.ts";
 
@@ -12,6 +13,7 @@ const COMMANDS: readonly Command[] = [
   initCommand,
   inviteCommand,
   joinCommand,
+  revokeCommand,
   serveCommand,
   statusCommand,
   camerasImportCommand,

@@ -10,6 +10,7 @@ import type {
 } from "../gen/vmtree/v1/enrolment.ts";
 import { serialOf, signCsr, type Issuer } from "../pki/certificates.ts";
 import type { Invitations } from "../pki/invitations.ts";
+import type { Revocations } from "../pki/revocations.ts";
 import { checkSiteId } from "../pki/site-id.ts";
 import type { Logger } from "../util/log.ts";
 import { toServiceError } from "./status.ts";
@@ -22,6 +23,7 @@ export interface EnrolmentServiceDeps {
   issuer: Issuer;
   issuerChainPem: string;
   invitations: Invitations;
+  revocations: Revocations;
   audit: AuditLog;
   log: Logger;
 }
@@ -46,8 +48,9 @@ export function createEnrolmentService(deps: EnrolmentServiceDeps): EnrolmentSer
         if (request.node_csr_pem.length > MAX_CSR_LENGTH || request.ca_csr_pem.length > MAX_CSR_LENGTH) {
           throw new VmtreeError("invalid_argument", `a CSR is longer than ${MAX_CSR_LENGTH} characters`);
         }
+        const revoked = await deps.revocations.revokedAt(request.site);
         const issued = await deps.invitations.redeem(
-          { ownSite: deps.site, site: request.site, secret: request.secret },
+          { ownSite: deps.site, site: request.site, secret: request.secret, ...(revoked ? { revokedAtMs: revoked.revoked_ms } : {}) },
           () => {
             const nodeCert = signCsr(request.node_csr_pem, request.site, "node", deps.issuer);
             const caCert = signCsr(request.ca_csr_pem, request.site, "ca", deps.issuer);

@@ -10,10 +10,12 @@ import type {
   SyncAuditResponse,
   SyncInventoryRequest,
   SyncInventoryResponse,
+  Revocation,
   SyncPoliciesRequest,
   SyncPoliciesResponse,
 } from "../gen/vmtree/v1/link.ts";
 import type { Invitations } from "../pki/invitations.ts";
+import type { Revocations } from "../pki/revocations.ts";
 import type { PolicyStore } from "../policy/policy-store.ts";
 import { isInSubtree, parentOf } from "../pki/site-id.ts";
 import type { InventoryReplica } from "../sync/inventory-replica.ts";
@@ -32,6 +34,7 @@ export interface ParentServiceDeps {
   audit: AuditLog;
   invitations: Invitations;
   policies: PolicyStore;
+  revocations: Revocations;
   /** How old this node's own policies are, told to every child (see PolicyState.age_ms). */
   policyAgeMs: () => Promise<number>;
   links: ChildLinks;
@@ -86,6 +89,8 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
     if (child.serial !== peer.serial) {
       throw new VmtreeError("permission_denied", `site ${peer.site} presented a certificate superseded by a later enrolment`);
     }
+    const revoked = await deps.revocations.revokedAt(peer.site);
+    if (revoked && child.enrolledMs <= revoked.revoked_ms) throw revokedError(peer.site, revoked);
     return { site: peer.site, epoch: child.epoch };
   };
 
@@ -186,9 +191,25 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
     },
 
     syncPolicies(call: ServerDuplexStream<SyncPoliciesRequest, SyncPoliciesResponse>): void {
-      serveSession("SyncPolicies", call, (child) => servePolicies(call, child.site, deps.policies, deps.policyAgeMs));
+      serveSession("SyncPolicies", call, (child) => servePolicies(call, child.site, { policies: deps.policies, revocations: deps.revocations, ownAgeMs: deps.policyAgeMs }));
     },
   };
+
+  // A revocation ends the open sessions of the children it covers at once; their next
+  // call is refused by authorizeChild.
+  deps.revocations.on("change", (fresh) => {
+    void (async () => {
+      for (const [call, session] of sessions) {
+        if (session.site === undefined) continue;
+        const child = await deps.invitations.child(session.site);
+        const revoked = fresh.find((r) => isInSubtree(session.site!, r.site) && (child?.enrolledMs ?? 0) <= r.revoked_ms);
+        if (revoked) {
+          deps.log.warn("revoked child disconnected", { site: session.site, revoked: revoked.site });
+          endSession(call, session, toServiceError(revokedError(session.site, revoked)));
+        }
+      }
+    })();
+  });
 
   return {
     implementation,
@@ -220,4 +241,9 @@ function claimedSite(call: { getAuthContext(): unknown }): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+function revokedError(site: string, revocation: Revocation): VmtreeError {
+  const what = revocation.site === site ? site : `${revocation.site}, and with it ${site}`;
+  return new VmtreeError("permission_denied", `${what} was revoked by ${revocation.revoked_by} at ${new Date(revocation.revoked_ms).toISOString()}; it can join again only with a new invitation`);
 }

@@ -3,13 +3,16 @@ import type { AuditLog } from "../audit/audit-log.ts";
 import { VmtreeError } from "../errors.ts";
 import type { ParentServiceClient, SyncPoliciesRequest, SyncPoliciesResponse } from "../gen/vmtree/v1/link.ts";
 import type { PolicyApplied, PolicyVersion } from "../gen/vmtree/v1/policy.ts";
-import { assertSiteId } from "../pki/site-id.ts";
+import type { Revocations } from "../pki/revocations.ts";
+import { assertSiteId, checkSiteId, isInSubtree } from "../pki/site-id.ts";
 import type { PolicyStore } from "../policy/policy-store.ts";
 import { waitForDrain } from "../util/drain.ts";
 import type { Logger } from "../util/log.ts";
 import { SerialQueue } from "../util/serial-queue.ts";
 import { fromServiceError } from "./status.ts";
 
+/** A revocation's reason, as an administrator types it. */
+export const MAX_REASON_CHARS = 256;
 /** A tree is at most 8 levels deep, so a child holds at most that many sets. */
 const MAX_HELD = 8;
 /** Applied reports in one message; a whole subtree's reports are sent in slices of this many. */
@@ -26,30 +29,47 @@ export const POLICY_AGE_INTERVAL_MS = 5_000;
  * received from its own parent), and the child's reports of what its subtree applied
  * are recorded. Resolves when the child ends the stream.
  */
+/** What the parent's side of the policy stream reads from its node. */
+export interface PolicySource {
+  policies: PolicyStore;
+  revocations: Revocations;
+  /** How old this node's own policies are (see PolicyState.age_ms). */
+  ownAgeMs: () => Promise<number>;
+}
+
 export async function servePolicies(
   call: ServerDuplexStream<SyncPoliciesRequest, SyncPoliciesResponse>,
   childSite: string,
-  policies: PolicyStore,
-  ownAgeMs: () => Promise<number>,
+  { policies, revocations, ownAgeMs }: PolicySource,
 ): Promise<void> {
   const sent = new Map<string, number>();
+  const sentRevocations = new Map<string, number>();
   const writes = new SerialQueue();
   let started = false;
-  // One set per message: a set may come near the message size limit on its own.
+  // One set per message: a set may come near the message size limit on its own. Revocations
+  // of the child's subtree (not of the child: it is refused instead) go in the first one.
   const push = (caughtUp: boolean, heartbeat = false) =>
     writes.run(async () => {
       const sets = (await policies.sets()).map((held) => held.set).filter((set) => set.version > (sent.get(set.author) ?? 0));
+      const revoked = (await revocations.list()).filter(
+        (r) => r.site !== childSite && isInSubtree(r.site, childSite) && (sentRevocations.get(r.site) ?? -1) < r.revoked_ms,
+      );
       const age = await ownAgeMs();
-      const messages: SyncPoliciesResponse[] = sets.map((set) => ({ sets: [set], caught_up: false, sender_age_ms: age }));
-      if (caughtUp || (heartbeat && messages.length === 0)) messages.push({ sets: [], caught_up: caughtUp, sender_age_ms: age });
+      const messages: SyncPoliciesResponse[] = sets.map((set) => ({ sets: [set], caught_up: false, sender_age_ms: age, revocations: [] }));
+      if (caughtUp || messages.length === 0) {
+        if (caughtUp || heartbeat || revoked.length > 0) messages.push({ sets: [], caught_up: caughtUp, sender_age_ms: age, revocations: [] });
+      }
+      if (messages[0]) messages[0].revocations = revoked;
       for (const message of messages) {
         for (const set of message.sets) sent.set(set.author, set.version);
+        for (const r of message.revocations) sentRevocations.set(r.site, r.revoked_ms);
         if (!call.write(message)) await waitForDrain(call);
       }
     });
   // A failed push means the stream is gone; the read loop below ends with it.
   const onSets = () => void (started && push(false).catch(() => undefined));
   policies.on("sets", onSets);
+  revocations.on("change", onSets);
   const ages = setInterval(() => void (started && push(false, true).catch(() => undefined)), POLICY_AGE_INTERVAL_MS);
   try {
     for await (const message of call as AsyncIterable<SyncPoliciesRequest>) {
@@ -65,6 +85,7 @@ export async function servePolicies(
   } finally {
     clearInterval(ages);
     policies.off("sets", onSets);
+    revocations.off("change", onSets);
   }
 }
 
@@ -96,6 +117,7 @@ export interface FollowPoliciesOptions {
   site: string;
   parentSite: string;
   policies: PolicyStore;
+  revocations: Revocations;
   audit: AuditLog;
   log: Logger;
   signal: AbortSignal;
@@ -121,7 +143,7 @@ export interface PolicyFollower {
  * and reports up what this node and its subtree applied, as it changes.
  */
 export function followPolicies(client: ParentServiceClient, options: FollowPoliciesOptions): PolicyFollower {
-  const { site, parentSite, policies, audit, log, signal } = options;
+  const { site, parentSite, policies, revocations, audit, log, signal } = options;
   const call: ClientDuplexStream<SyncPoliciesRequest, SyncPoliciesResponse> = client.syncPolicies();
   const writes = new SerialQueue();
   const receipts = new SerialQueue();
@@ -159,6 +181,17 @@ export function followPolicies(client: ParentServiceClient, options: FollowPolic
   const receive = (message: SyncPoliciesResponse) =>
     receipts.run(async () => {
       upstream = { ageMs: message.sender_age_ms, atMs: Date.now() };
+      // Only revocations below this node concern it; anything else is refused whole.
+      for (const r of message.revocations) {
+        const bad = !checkSiteId(r.site).ok || r.site === site || !isInSubtree(r.site, site) || !checkSiteId(r.revoked_by).ok || !isInSubtree(r.site, r.revoked_by);
+        if (bad || r.reason.length > MAX_REASON_CHARS || !Number.isSafeInteger(r.revoked_ms) || r.revoked_ms <= 0) {
+          throw new VmtreeError("invalid_argument", `the parent sent a revocation of ${JSON.stringify(r.site.slice(0, 80))} by ${JSON.stringify(r.revoked_by.slice(0, 80))}, which does not concern ${site}'s subtree`);
+        }
+      }
+      for (const r of await revocations.add(message.revocations)) {
+        log.warn("site revoked", { site: r.site, by: r.revoked_by });
+        await audit.append({ actor: `site:${parentSite}`, action: "enrolment.revocation", target: r.site, result: "ok", details: { revoked_by: r.revoked_by, revoked_ms: r.revoked_ms, reason: r.reason } });
+      }
       const { stored, refused } = await policies.storeReceived(message.sets);
       for (const set of stored) {
         log.info("policy set received", { author: set.author, version: set.version });

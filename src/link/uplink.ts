@@ -5,6 +5,7 @@ import { VmtreeError } from "../errors.ts";
 import { ParentServiceClient, type HelloResponse } from "../gen/vmtree/v1/link.ts";
 import { InventoryFeed } from "../sync/inventory-feed.ts";
 import { parentOwnAuditHead, rollbackProblem, type OwnProgress } from "../sync/rollback-check.ts";
+import type { Revocations } from "../pki/revocations.ts";
 import type { PolicyStore } from "../policy/policy-store.ts";
 import type { NodeStore } from "../store/node-store.ts";
 import type { InventoryReplica } from "../sync/inventory-replica.ts";
@@ -28,6 +29,7 @@ export interface UplinkOptions {
   acks: UpstreamAcks;
   audit: AuditLog;
   policies: PolicyStore;
+  revocations: Revocations;
   store: NodeStore;
   log: Logger;
   /** Inventory changes per batch; default 500. */

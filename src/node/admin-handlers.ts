@@ -25,6 +25,7 @@ export const ADMIN_METHODS = [
   "showPolicy",
   "getPolicyStatus",
   "authorize",
+  "revoke",
 ] as const satisfies readonly (keyof AdminServiceServer)[];
 
 /** Binds the admin API to `operations`, acting as `actor`. */
@@ -68,5 +69,6 @@ export function createAdminHandlers(operations: AdminOperations, actor: string):
     showPolicy: () => operations.showPolicy(actor),
     getPolicyStatus: () => operations.policyStatus(actor),
     authorize: (request) => operations.authorize(actor, request),
+    revoke: async (request) => ({ revocation: await operations.revoke(actor, request.site, request.reason) }),
   };
 }

@@ -14,7 +14,9 @@ import type { AuditEntry } from "../gen/vmtree/v1/audit.ts";
 import { isDetailsObject, MAX_DETAILS_DEPTH } from "../audit/validate-entry.ts";
 import { parseInventory } from "../inventory/parse-inventory.ts";
 import { DEFAULT_INVITE_TTL_MS } from "../pki/invitations.ts";
-import { assertSiteId } from "../pki/site-id.ts";
+import type { Revocation } from "../gen/vmtree/v1/link.ts";
+import { MAX_REASON_CHARS } from "../link/policy-link.ts";
+import { assertSiteId, isInSubtree } from "../pki/site-id.ts";
 import type { ImportCounts, SiteCamera } from "../sync/inventory-replica.ts";
 import { lastUplinkHistory } from "../link/uplink.ts";
 import { checkListenAddress } from "./address.ts";
@@ -65,6 +67,19 @@ export class AdminOperations {
   /** How fresh the policies held here are; not an admin call (not audited): the link tells children. */
   policyState(): Promise<PolicyState> {
     return this.#policies.state();
+  }
+
+  /** Revokes a site of this node's subtree, and with it the site's own subtree. */
+  revoke(actor: string, site: string, reason: string): Promise<Revocation> {
+    return this.#audited(actor, "enrolment.revoke", site, async () => {
+      const own = this.#node.config.site;
+      assertSiteId(site);
+      if (site === own || !isInSubtree(site, own)) throw new VmtreeError("invalid_argument", `${site} is not in the subtree of ${own}; revoke it from one of its ancestors`);
+      if (reason.length > MAX_REASON_CHARS || CONTROL.test(reason)) throw new VmtreeError("invalid_argument", `the reason must be at most ${MAX_REASON_CHARS} printable characters`);
+      const revocation: Revocation = { site, revoked_ms: Date.now(), revoked_by: own, reason };
+      await this.#node.revocations.add([revocation]);
+      return revocation;
+    }, (revocation) => ({ revoked_ms: revocation.revoked_ms, reason: revocation.reason }));
   }
 
   /** The policy sets in force here. */

@@ -13,6 +13,7 @@ import { createParentService, type ParentService } from "../link/parent-service.
 import { clientCredentials, serverCredentials } from "../link/tls.ts";
 import { Uplink, type UplinkState } from "../link/uplink.ts";
 import { Invitations } from "../pki/invitations.ts";
+import { Revocations } from "../pki/revocations.ts";
 import { PolicyStore } from "../policy/policy-store.ts";
 import type { NodeStore } from "../store/node-store.ts";
 import { openNodeStore, StoreIdentityError, type StoreMismatch } from "../store/store-identity.ts";
@@ -55,6 +56,7 @@ export class VmtreeNode {
   readonly store: NodeStore;
   readonly replica: InventoryReplica;
   readonly invitations: Invitations;
+  readonly revocations: Revocations;
   readonly links: ChildLinks;
   readonly acks: UpstreamAcks;
   readonly audit: AuditLog;
@@ -81,6 +83,7 @@ export class VmtreeNode {
     this.store = store;
     this.replica = new InventoryReplica(store);
     this.invitations = new Invitations(store);
+    this.revocations = new Revocations(store);
     this.links = new ChildLinks(store);
     this.acks = new UpstreamAcks(store, this.replica);
     this.audit = new AuditLog(store, config.site, config.epoch);
@@ -148,6 +151,7 @@ export class VmtreeNode {
         acks: this.acks,
         audit: this.audit,
         policies: this.policies,
+        revocations: this.revocations,
         store: this.store,
         log: this.log.child("uplink"),
       });
@@ -177,6 +181,7 @@ export class VmtreeNode {
         issuer: { certPem: leafOf(caChain), privateKeyPem: this.identity.caKeyPem },
         issuerChainPem: caChain,
         invitations: this.invitations,
+        revocations: this.revocations,
         audit: this.audit,
         log: this.log.child("enrolment"),
       }),
@@ -187,6 +192,7 @@ export class VmtreeNode {
       audit: this.audit,
       invitations: this.invitations,
       policies: this.policies,
+      revocations: this.revocations,
       policyAgeMs: async () => (await this.operations.policyState()).age_ms,
       links: this.links,
       log: this.log.child("children"),

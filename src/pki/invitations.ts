@@ -22,6 +22,16 @@ export interface EnrolledChild {
   enrolledMs: number;
 }
 
+/** What {@link Invitations.redeem} checks a presented token against. */
+export interface RedeemOptions {
+  ownSite: string;
+  site: string;
+  secret: string;
+  now?: number;
+  /** When the site was last revoked: a token made before then is refused. */
+  revokedAtMs?: number;
+}
+
 export const DEFAULT_INVITE_TTL_MS = 24 * 60 * 60 * 1000;
 const MAX_INVITE_TTL_MS = 30 * 24 * 60 * 60 * 1000;
 
@@ -81,14 +91,14 @@ export class Invitations {
    * Throws `permission_denied` for an unknown, used, expired or foreign token.
    */
   async redeem<T extends { serial: string }>(
-    options: { ownSite: string; site: string; secret: string; now?: number },
+    options: RedeemOptions,
     enrol: (epoch: number) => Promise<T> | T,
   ): Promise<T & { epoch: number }> {
     return this.#redeems.run(() => this.#redeem(options, enrol));
   }
 
   async #redeem<T extends { serial: string }>(
-    options: { ownSite: string; site: string; secret: string; now?: number },
+    options: RedeemOptions,
     enrol: (epoch: number) => Promise<T> | T,
   ): Promise<T & { epoch: number }> {
     const now = options.now ?? Date.now();
@@ -99,6 +109,9 @@ export class Invitations {
     if (invitation.usedMs !== undefined) throw refuse(`the token was already used at ${new Date(invitation.usedMs).toISOString()}`);
     if (invitation.expiresMs <= now) throw refuse(`the token expired at ${new Date(invitation.expiresMs).toISOString()}`);
     if (invitation.site !== options.site) throw refuse(`the token is bound to ${invitation.site}`);
+    if (options.revokedAtMs !== undefined && invitation.createdMs <= options.revokedAtMs) {
+      throw refuse(`the token was made before ${options.site} was revoked at ${new Date(options.revokedAtMs).toISOString()}; make a new invitation`);
+    }
     if (parentOf(options.site) !== options.ownSite) throw refuse(`${options.site} is not a direct child of ${options.ownSite}`);
     const previous = await this.#children.get(options.site);
     const epoch = (previous?.epoch ?? 0) + 1;

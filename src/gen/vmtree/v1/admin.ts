@@ -20,6 +20,7 @@ import {
 } from "@grpc/grpc-js";
 import { AuditEntry } from "./audit.js";
 import { Camera } from "./inventory.js";
+import { Revocation } from "./link.js";
 import { PolicySet, PolicyVersion } from "./policy.js";
 
 export const protobufPackage = "vmtree.v1";
@@ -289,6 +290,16 @@ export interface AuthorizeResponse {
   version: number;
   reason: string;
   policy_age_ms: number;
+}
+
+export interface RevokeRequest {
+  site: string;
+  /** Why, for the record (at most 256 characters). */
+  reason: string;
+}
+
+export interface RevokeResponse {
+  revocation: Revocation | undefined;
 }
 
 function createBaseGetStatusRequest(): GetStatusRequest {
@@ -3641,6 +3652,139 @@ export const AuthorizeResponse: MessageFns<AuthorizeResponse> = {
   },
 };
 
+function createBaseRevokeRequest(): RevokeRequest {
+  return { site: "", reason: "" };
+}
+
+export const RevokeRequest: MessageFns<RevokeRequest> = {
+  encode(message: RevokeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.site !== "") {
+      writer.uint32(10).string(message.site);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.site = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeRequest {
+    return {
+      site: isSet(object.site) ? globalThis.String(object.site) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: RevokeRequest): unknown {
+    const obj: any = {};
+    if (message.site !== "") {
+      obj.site = message.site;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+};
+
+function createBaseRevokeResponse(): RevokeResponse {
+  return { revocation: undefined };
+}
+
+export const RevokeResponse: MessageFns<RevokeResponse> = {
+  encode(message: RevokeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.revocation !== undefined) {
+      Revocation.encode(message.revocation, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.revocation = Revocation.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeResponse {
+    return { revocation: isSet(object.revocation) ? Revocation.fromJSON(object.revocation) : undefined };
+  },
+
+  toJSON(message: RevokeResponse): unknown {
+    const obj: any = {};
+    if (message.revocation !== undefined) {
+      obj.revocation = Revocation.toJSON(message.revocation);
+    }
+    return obj;
+  },
+};
+
 /**
  * The local administration API of a running node, served on a unix socket inside
  * the node's data directory; file permissions decide who may use it. The vmtree
@@ -3793,6 +3937,19 @@ export const AdminServiceService = {
     responseSerialize: (value: AuthorizeResponse): Buffer => Buffer.from(AuthorizeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): AuthorizeResponse => AuthorizeResponse.decode(value),
   },
+  /**
+   * Revokes a site of the subtree, and with it its own subtree: the revocation flows down,
+   * open links with it close, and it can join again only with a new invitation.
+   */
+  revoke: {
+    path: "/vmtree.v1.AdminService/Revoke" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RevokeRequest): Buffer => Buffer.from(RevokeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RevokeRequest => RevokeRequest.decode(value),
+    responseSerialize: (value: RevokeResponse): Buffer => Buffer.from(RevokeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevokeResponse => RevokeResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -3830,6 +3987,11 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
    * here (also while the parent is unreachable). Every decision is audited.
    */
   authorize: handleUnaryCall<AuthorizeRequest, AuthorizeResponse>;
+  /**
+   * Revokes a site of the subtree, and with it its own subtree: the revocation flows down,
+   * open links with it close, and it can join again only with a new invitation.
+   */
+  revoke: handleUnaryCall<RevokeRequest, RevokeResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -4048,6 +4210,25 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: AuthorizeResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Revokes a site of the subtree, and with it its own subtree: the revocation flows down,
+   * open links with it close, and it can join again only with a new invitation.
+   */
+  revoke(
+    request: RevokeRequest,
+    callback: (error: ServiceError | null, response: RevokeResponse) => void,
+  ): ClientUnaryCall;
+  revoke(
+    request: RevokeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokeResponse) => void,
+  ): ClientUnaryCall;
+  revoke(
+    request: RevokeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokeResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -109,6 +109,20 @@ export interface SyncPoliciesResponse {
    * in an otherwise empty message, so that a child behind a cut-off parent ages with it.
    */
   sender_age_ms: number;
+  /** Revocations of sites in the child's subtree that the child does not hold yet. */
+  revocations: Revocation[];
+}
+
+/**
+ * A site revoked, and with it its subtree: every enrolment of those sites made before
+ * revoked_ms. A site enrolled again afterwards, with a new invitation, is trusted again.
+ */
+export interface Revocation {
+  site: string;
+  revoked_ms: number;
+  /** The node that revoked it (the site's parent or another ancestor). */
+  revoked_by: string;
+  reason: string;
 }
 
 function createBaseHelloRequest(): HelloRequest {
@@ -842,7 +856,7 @@ export const SyncPoliciesRequest: MessageFns<SyncPoliciesRequest> = {
 };
 
 function createBaseSyncPoliciesResponse(): SyncPoliciesResponse {
-  return { sets: [], caught_up: false, sender_age_ms: 0 };
+  return { sets: [], caught_up: false, sender_age_ms: 0, revocations: [] };
 }
 
 export const SyncPoliciesResponse: MessageFns<SyncPoliciesResponse> = {
@@ -855,6 +869,9 @@ export const SyncPoliciesResponse: MessageFns<SyncPoliciesResponse> = {
     }
     if (message.sender_age_ms !== 0) {
       writer.uint32(24).int64(message.sender_age_ms);
+    }
+    for (const v of message.revocations) {
+      Revocation.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -896,6 +913,14 @@ export const SyncPoliciesResponse: MessageFns<SyncPoliciesResponse> = {
             message.sender_age_ms = longToNumber(reader.int64());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.revocations.push(Revocation.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -921,6 +946,9 @@ export const SyncPoliciesResponse: MessageFns<SyncPoliciesResponse> = {
         : isSet(object.sender_age_ms)
         ? globalThis.Number(object.sender_age_ms)
         : 0,
+      revocations: globalThis.Array.isArray(object?.revocations)
+        ? object.revocations.map((e: any) => Revocation.fromJSON(e))
+        : [],
     };
   },
 
@@ -934,6 +962,122 @@ export const SyncPoliciesResponse: MessageFns<SyncPoliciesResponse> = {
     }
     if (message.sender_age_ms !== 0) {
       obj.senderAgeMs = Math.round(message.sender_age_ms);
+    }
+    if (message.revocations?.length) {
+      obj.revocations = message.revocations.map((e) => Revocation.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseRevocation(): Revocation {
+  return { site: "", revoked_ms: 0, revoked_by: "", reason: "" };
+}
+
+export const Revocation: MessageFns<Revocation> = {
+  encode(message: Revocation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.site !== "") {
+      writer.uint32(10).string(message.site);
+    }
+    if (message.revoked_ms !== 0) {
+      writer.uint32(16).int64(message.revoked_ms);
+    }
+    if (message.revoked_by !== "") {
+      writer.uint32(26).string(message.revoked_by);
+    }
+    if (message.reason !== "") {
+      writer.uint32(34).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Revocation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevocation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.site = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revoked_ms = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.revoked_by = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Revocation {
+    return {
+      site: isSet(object.site) ? globalThis.String(object.site) : "",
+      revoked_ms: isSet(object.revokedMs)
+        ? globalThis.Number(object.revokedMs)
+        : isSet(object.revoked_ms)
+        ? globalThis.Number(object.revoked_ms)
+        : 0,
+      revoked_by: isSet(object.revokedBy)
+        ? globalThis.String(object.revokedBy)
+        : isSet(object.revoked_by)
+        ? globalThis.String(object.revoked_by)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: Revocation): unknown {
+    const obj: any = {};
+    if (message.site !== "") {
+      obj.site = message.site;
+    }
+    if (message.revoked_ms !== 0) {
+      obj.revokedMs = Math.round(message.revoked_ms);
+    }
+    if (message.revoked_by !== "") {
+      obj.revokedBy = message.revoked_by;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
     }
     return obj;
   },

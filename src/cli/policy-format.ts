@@ -58,6 +58,7 @@ export function policyStateJson(state: PolicyState) {
     ageMs: state.age_ms,
     maxAgeMs: state.max_age_ms || null,
     stale: state.stale,
+    damaged: state.damaged,
   };
 }
 
@@ -66,7 +67,8 @@ export function policyStateText(state: PolicyState): string {
   // Age 0: a root's own, or a child's while its parent link is up and caught up.
   const age = state.age_ms < 0 ? "never received from the parent" : state.age_ms === 0 ? "current" : `${formatDuration(state.age_ms)} old (last in sync ${iso(state.synced_ms)})`;
   const limit = state.max_age_ms > 0 ? `; max age ${formatDuration(state.max_age_ms)}` : "";
-  return `${versionsText(state.versions)}; ${age}${limit}${state.stale ? "; STALE: every request is denied" : ""}`;
+  const damaged = state.damaged.length > 0 ? `; DAMAGED, every request is denied: ${state.damaged.map(printable).join("; ")}` : "";
+  return `${versionsText(state.versions)}; ${age}${limit}${state.stale ? "; STALE: every request is denied" : ""}${damaged}`;
 }
 
 const CHANGE_MARK: Record<string, string> = { added: "+", removed: "-", changed: "~" };

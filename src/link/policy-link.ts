@@ -5,6 +5,7 @@ import type { ParentServiceClient, SyncPoliciesRequest, SyncPoliciesResponse } f
 import type { PolicyApplied, PolicyVersion } from "../gen/vmtree/v1/policy.ts";
 import type { Revocations } from "../pki/revocations.ts";
 import { assertSiteId, checkSiteId, isInSubtree } from "../pki/site-id.ts";
+import { MAX_POLICY_VERSION } from "../policy/policy-set.ts";
 import type { PolicyStore } from "../policy/policy-store.ts";
 import { waitForDrain } from "../util/drain.ts";
 import type { Logger } from "../util/log.ts";
@@ -107,7 +108,7 @@ function checkMessage(message: SyncPoliciesRequest, started: boolean): void {
 
 function checkVersion(version: PolicyVersion): void {
   assertSiteId(version.author);
-  if (!Number.isSafeInteger(version.version) || version.version < 1) {
+  if (!Number.isSafeInteger(version.version) || version.version < 1 || version.version > MAX_POLICY_VERSION) {
     throw new VmtreeError("invalid_argument", `version ${version.version} of ${version.author}'s policy set is not a version`);
   }
 }

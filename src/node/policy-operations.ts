@@ -79,6 +79,7 @@ export class PolicyOperations {
       age_ms: ageMs,
       max_age_ms: maxAgeMs,
       stale: maxAgeMs > 0 && (ageMs < 0 || ageMs > maxAgeMs),
+      damaged: [...(await node.policies.damaged())].map(([author, problem]) => `${author}: ${problem}`),
     };
   }
 
@@ -93,6 +94,8 @@ export class PolicyOperations {
     for (const head of await node.audit.heads()) if (isInSubtree(head.origin, site)) known.add(head.origin);
     const others = [...known].filter((s) => s !== site && isInSubtree(s, site)).sort();
     const nodes = [site, ...others].map((s) => nodeStatus(s, reports.get(s), current));
+    // A damaged set is held but not enforced: this node is as good as behind on it.
+    if ((await node.policies.damaged()).size > 0) nodes[0]!.behind = true;
     return { current, nodes };
   }
 
@@ -114,6 +117,10 @@ export class PolicyOperations {
     if (damaged.length > 0) {
       const [author, problem] = damaged[0]!;
       return answer({ decision: "deny", binding: "", origin: "", version: 0, reason: `the policy set of ${author} held here is damaged (${problem}); every request is denied until it is received or applied again` });
+    }
+    if (state.versions.length === 0) {
+      const why = node.isRoot ? "this root has applied no policy set" : state.age_ms < 0 ? "none was ever received from the parent, and none applied here" : "none is held here";
+      return answer({ decision: "deny", binding: "", origin: "", version: 0, reason: `no policy set: ${why}; every request is denied` });
     }
     const camera = await node.replica.camera(site, request.camera);
     const engine = await node.policies.engine();

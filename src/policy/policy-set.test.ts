@@ -111,7 +111,7 @@ describe("validateReceivedSet", () => {
   });
 
   it("validateReceivedSet - refuses version 0", () => {
-    expect(refusal(signedSet("kz", document(), 0), "kz.ala")).toBe("policy set of kz version 0: version 0 is not a whole number from 1");
+    expect(refusal(signedSet("kz", document(), 0), "kz.ala")).toBe("policy set of kz version 0: version 0 is not a whole number from 1 to 2147483647");
   });
 
   it("validateReceivedSet - refuses a set without a document", () => {

@@ -5,6 +5,9 @@ import { describeValue } from "../inventory/input-problem.ts";
 import { checkSiteId, isInSubtree } from "../pki/site-id.ts";
 import { checkDocument } from "./policy-rules.ts";
 
+/** The highest version a set may have: far more applies than a node makes in its life, and exact everywhere. */
+export const MAX_POLICY_VERSION = 2 ** 31 - 1;
+
 /**
  * Hex SHA-256 of the canonical JSON of a set's author, version and document, the value of
  * `PolicySet.sha256`. Canonical JSON: `JSON.stringify` without spaces of
@@ -64,7 +67,9 @@ export function validateReceivedSet(set: PolicySet, holder: string): void {
     throw new VmtreeError("invalid_argument", `${name}: ${message}`);
   };
   if (set.author === holder || !isInSubtree(holder, set.author)) refuse(`${set.author} is not an ancestor of ${holder}, which received it`);
-  if (!Number.isSafeInteger(set.version) || set.version < 1) refuse(`version ${describeValue(set.version)} is not a whole number from 1`);
+  if (!Number.isSafeInteger(set.version) || set.version < 1 || set.version > MAX_POLICY_VERSION) {
+    refuse(`version ${describeValue(set.version)} is not a whole number from 1 to ${MAX_POLICY_VERSION}`);
+  }
   const document = set.document ?? refuse("it has no document");
   const expected = policySetHash(set.author, set.version, document);
   if (set.sha256 !== expected) refuse(`sha256 ${describeValue(set.sha256)} does not match its content (${expected})`);

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { PolicyDocument, PolicySet } from "../gen/vmtree/v1/policy.ts";
+import { PolicySet, type PolicyDocument } from "../gen/vmtree/v1/policy.ts";
 import { NodeStore } from "../store/node-store.ts";
 import { policySetHash } from "./policy-set.ts";
 import { signPolicySet } from "./policy-signature.ts";
@@ -94,6 +94,21 @@ describe("PolicyStore", () => {
     await policies.recordApplied("kz.ala", [{ site: "kz.ala", versions: [{ author: "kz", version: 7 }], applied_ms: 5 }]);
     const { set } = await policies.applyOwn(documentDenying("mallory"), "user:admin", () => false);
     expect(set.version).toBe(8);
+  });
+
+  it("PolicyStore.sets - a set read back from the store encodes for the link again, its signature intact", async () => {
+    await new PolicyStore(store, "kz", trust("kz")).applyOwn(documentDenying("mallory"), "user:admin", () => false);
+    const [held] = await new PolicyStore(store, "kz", trust("kz")).sets();
+    expect(Buffer.isBuffer(held!.set.signature)).toBe(true);
+    const decoded = PolicySet.decode(PolicySet.encode(held!.set).finish());
+    expect((await new PolicyStore(store, "kz.ala", trust("kz.ala")).storeReceived([decoded])).refused).toEqual([]);
+  });
+
+  it("PolicyStore.applyOwn - ignores a reported version implausibly far above the one held, so no report can exhaust the numbering", async () => {
+    const policies = new PolicyStore(store, "kz", trust("kz"));
+    await policies.recordApplied("kz.ala", [{ site: "kz.ala", versions: [{ author: "kz", version: 2 ** 31 - 1 }], applied_ms: 5 }]);
+    const { set } = await policies.applyOwn(documentDenying("mallory"), "user:admin", () => false);
+    expect(set.version).toBe(1);
   });
 
   it("PolicyStore.recordApplied - keeps the last report of a node whatever its clock said, and refuses reports from outside the child's subtree", async () => {

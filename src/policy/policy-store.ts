@@ -4,9 +4,12 @@ import { VmtreeError } from "../errors.ts";
 import { isInSubtree } from "../pki/site-id.ts";
 import { putOp, type NodeStore } from "../store/node-store.ts";
 import { SerialQueue } from "../util/serial-queue.ts";
-import { policySetHash, validateReceivedSet } from "./policy-set.ts";
+import { MAX_POLICY_VERSION, policySetHash, validateReceivedSet } from "./policy-set.ts";
 import { signatureProblem, signPolicySet, type PolicySigner } from "./policy-signature.ts";
 import { PolicyEngine } from "./policy-engine.ts";
+
+/** How far above the version held here a reported version may lie and still count. */
+const MAX_VERSION_GAP = 1_000;
 
 /** What a store checks sets against and signs its own with. */
 export interface PolicyTrust {
@@ -65,7 +68,7 @@ export class PolicyStore extends EventEmitter<{ sets: []; applied: [PolicyApplie
   /** The sets held, root first, this node's own last. */
   async sets(): Promise<HeldSet[]> {
     if (!this.#held) {
-      const held = sortRootFirst(await this.#sets.values().all());
+      const held = sortRootFirst((await this.#sets.values().all()).map(withBytes));
       this.#damaged = new Map(held.flatMap(({ set }) => {
         const problem = this.#problemOf(set);
         return problem === undefined ? [] : [[set.author, problem] as const];
@@ -131,7 +134,9 @@ export class PolicyStore extends EventEmitter<{ sets: []; applied: [PolicyApplie
     return this.#writes.run(async () => {
       const previous = await this.own();
       if (previous && !this.#damaged.has(this.#site) && unchanged(previous)) return { set: previous, previous, changed: false };
-      const version = Math.max(previous?.version ?? 0, await this.#highestReported(this.#site)) + 1;
+      const held = previous?.version ?? 0;
+      const version = Math.max(held, await this.#highestReported(this.#site, held)) + 1;
+      if (version > MAX_POLICY_VERSION) throw new VmtreeError("failed_precondition", `${this.#site}'s policy set is at version ${held}, the last one there can be`);
       const set = signPolicySet({
         author: this.#site,
         version,
@@ -173,11 +178,18 @@ export class PolicyStore extends EventEmitter<{ sets: []; applied: [PolicyApplie
     });
   }
 
-  /** The highest version of `author`'s set any node of the subtree reported it applied. */
-  async #highestReported(author: string): Promise<number> {
+  /**
+   * The highest version of `author`'s set any node of the subtree reported it applied, as far
+   * as it is credible: a report cannot be proven, so one more than MAX_VERSION_GAP above the
+   * version held here is ignored (a node restored from backup is a few versions behind, not
+   * millions), and no report can push the numbering out of its range.
+   */
+  async #highestReported(author: string, held: number): Promise<number> {
     let highest = 0;
     for (const report of await this.applied()) {
-      for (const v of report.versions) if (v.author === author && v.version > highest) highest = v.version;
+      for (const v of report.versions) {
+        if (v.author === author && v.version > highest && v.version <= held + MAX_VERSION_GAP) highest = v.version;
+      }
     }
     return highest;
   }
@@ -242,6 +254,16 @@ export class PolicyStore extends EventEmitter<{ sets: []; applied: [PolicyApplie
     this.emit("sets");
     this.emit("applied", [own]);
   }
+}
+
+/**
+ * A held set as read back from its JSON record, with its signature as bytes again: JSON keeps
+ * a Buffer as `{ type, data }`, which the protobuf encoder cannot write.
+ */
+function withBytes(held: HeldSet): HeldSet {
+  const signature = held.set.signature as unknown as Uint8Array | { data?: number[] } | undefined;
+  const bytes = signature instanceof Uint8Array ? Buffer.from(signature) : Buffer.from(signature?.data ?? []);
+  return { ...held, set: { ...held.set, signature: bytes } };
 }
 
 /** Ancestors before descendants: an author's depth is its number of segments. */

@@ -25,7 +25,7 @@ export interface StatusJson {
   children: { site: string; epoch: number; state: string; since: string | null; lastSync: string | null; pending: number; received: number; auditReceived: number }[];
   cameras: { own: number; subtree: number };
   audit: { own: number; quarantined: { origin: string; epoch: number; seq: number; reason: string; since: string | null }[] };
-  policy: null | { versions: { author: string; version: number }[]; syncedAt: string | null; ageMs: number; maxAgeMs: number | null; stale: boolean };
+  policy: null | { versions: { author: string; version: number }[]; syncedAt: string | null; ageMs: number; maxAgeMs: number | null; stale: boolean; damaged: string[] };
 }
 
 /** One chain of `vmtree audit verify --json`. */

@@ -95,6 +95,11 @@ export interface PolicyState {
   max_age_ms: number;
   /** True when the age is past the maximum: every request is denied. */
   stale: boolean;
+  /**
+   * Sets whose stored copy fails its checks, as "AUTHOR: why"; while any is, every request
+   * is denied until the set is received or applied again.
+   */
+  damaged: string[];
 }
 
 export interface CreateInviteRequest {
@@ -1033,7 +1038,7 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
 };
 
 function createBasePolicyState(): PolicyState {
-  return { versions: [], synced_ms: 0, age_ms: 0, max_age_ms: 0, stale: false };
+  return { versions: [], synced_ms: 0, age_ms: 0, max_age_ms: 0, stale: false, damaged: [] };
 }
 
 export const PolicyState: MessageFns<PolicyState> = {
@@ -1052,6 +1057,9 @@ export const PolicyState: MessageFns<PolicyState> = {
     }
     if (message.stale !== false) {
       writer.uint32(40).bool(message.stale);
+    }
+    for (const v of message.damaged) {
+      writer.uint32(50).string(v!);
     }
     return writer;
   },
@@ -1109,6 +1117,14 @@ export const PolicyState: MessageFns<PolicyState> = {
             message.stale = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.damaged.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1142,6 +1158,9 @@ export const PolicyState: MessageFns<PolicyState> = {
         ? globalThis.Number(object.max_age_ms)
         : 0,
       stale: isSet(object.stale) ? globalThis.Boolean(object.stale) : false,
+      damaged: globalThis.Array.isArray(object?.damaged)
+        ? object.damaged.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1161,6 +1180,9 @@ export const PolicyState: MessageFns<PolicyState> = {
     }
     if (message.stale !== false) {
       obj.stale = message.stale;
+    }
+    if (message.damaged?.length) {
+      obj.damaged = message.damaged;
     }
     return obj;
   },

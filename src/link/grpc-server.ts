@@ -55,3 +55,24 @@ export function raiseReceiveWindow(server: Server, log: Logger): void {
     });
   }
 }
+
+/** How long a connection may take to complete its TLS handshake before it is dropped. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/**
+ * Drops connections that do not complete their TLS handshake within `ms` (Node's default is
+ * 120 s): a peer opening connections and never finishing them would otherwise hold sockets
+ * and memory. grpc-js has no option for it; its http2 servers carry Node's own setting under
+ * an internal symbol, read for every new connection. Logs and keeps the default if that moved.
+ */
+export function limitHandshakes(server: Server, ms: number, log: Logger): void {
+  const http2Servers = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
+  let set = false;
+  for (const http2Server of http2Servers?.keys() ?? []) {
+    const key = Object.getOwnPropertySymbols(http2Server).find((symbol) => symbol.description === "handshake-timeout");
+    if (key === undefined) continue;
+    (http2Server as unknown as Record<symbol, number>)[key] = ms;
+    set = true;
+  }
+  if (!set) log.warn("cannot shorten the TLS handshake timeout: Node or grpc-js internals changed; it stays at Node's default");
+}

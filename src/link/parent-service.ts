@@ -71,13 +71,40 @@ interface Session {
 type AnyStream = ServerDuplexStream<unknown, unknown>;
 
 /**
+ * Calls one child may have open at once: its three sync streams and a hello, twice over
+ * for a reconnect that overlaps the old session's end, and some room.
+ */
+const MAX_CALLS_PER_CHILD = 12;
+
+/**
  * The calls a parent serves to its children. Each one first establishes who is
  * calling from the verified certificate: a direct child of this node, enrolled here,
  * presenting the certificate it was last given. Refusals are logged and audited.
  */
 export function createParentService(deps: ParentServiceDeps): ParentService {
   const sessions = new Map<AnyStream, Session>();
+  /** Calls in progress per child site, streams and unary calls alike. */
+  const callsOpen = new Map<string, number>();
   let closing = false;
+
+  /**
+   * Counts a call of `site` until `done` settles; refuses it with RESOURCE_EXHAUSTED past the
+   * limit, so that one child (or whoever holds its key) cannot tie up the node.
+   */
+  const limitCalls = async <T>(site: string, run: () => Promise<T>): Promise<T> => {
+    const open = callsOpen.get(site) ?? 0;
+    if (open >= MAX_CALLS_PER_CHILD) {
+      throw new VmtreeError("resource_exhausted", `site ${site} has ${open} calls open here, the most one child may have; close some before opening more`);
+    }
+    callsOpen.set(site, open + 1);
+    try {
+      return await run();
+    } finally {
+      const left = (callsOpen.get(site) ?? 1) - 1;
+      if (left > 0) callsOpen.set(site, left);
+      else callsOpen.delete(site);
+    }
+  };
 
   const authorizeChild = async (call: { getAuthContext(): unknown }): Promise<Child> => {
     const peer = peerIdentity(call.getAuthContext() as Parameters<typeof peerIdentity>[0]);
@@ -120,13 +147,15 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
       if (closing) throw new VmtreeError("unavailable", `${deps.site} is shutting down`);
       const child = await authorizeChild(call);
       entry.site = child.site;
-      const link = deps.links.open(child.site);
-      if (link.connected) await linkEvent(child.site, "link.connect");
-      try {
-        await run(child);
-      } finally {
-        if (await link.close()) await linkEvent(child.site, "link.disconnect");
-      }
+      await limitCalls(child.site, async () => {
+        const link = deps.links.open(child.site);
+        if (link.connected) await linkEvent(child.site, "link.connect");
+        try {
+          await run(child);
+        } finally {
+          if (await link.close()) await linkEvent(child.site, "link.disconnect");
+        }
+      });
     })().catch(async (reason: unknown) => {
       // A session this node ended (shutdown, resync) already carries its status; it was not refused.
       if (entry.endedHere) return;
@@ -152,14 +181,13 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
     hello(call: ServerUnaryCall<HelloRequest, HelloResponse>, callback: sendUnaryData<HelloResponse>): void {
       void (async () => {
         const child = await authorizeChild(call);
-        if (await deps.replica.resetIfNewerEpoch(child.site, child.epoch)) {
-          deps.log.info("child started a new epoch; its inventory is resynchronised", { ...child });
-        }
-        callback(null, {
-          checkpoints: await deps.replica.checkpointsIn(child.site),
-          audit_heads: await deps.audit.headsIn(child.site),
-          parent_site: deps.site,
+        const hello = await limitCalls(child.site, async () => {
+          if (await deps.replica.resetIfNewerEpoch(child.site, child.epoch)) {
+            deps.log.info("child started a new epoch; its inventory is resynchronised", { ...child });
+          }
+          return { checkpoints: await deps.replica.checkpointsIn(child.site), audit_heads: await deps.audit.headsIn(child.site), parent_site: deps.site };
         });
+        callback(null, hello);
       })().catch(async (reason: unknown) => callback(await refuse(reason, "Hello", call)));
     },
 

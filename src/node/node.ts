@@ -8,7 +8,7 @@ import { ParentServiceService } from "../gen/vmtree/v1/link.ts";
 import { ChildLinks } from "../link/child-links.ts";
 import { createEnrolmentService } from "../link/enrolment-service.ts";
 import { LINK_SERVER_OPTIONS } from "../link/grpc-options.ts";
-import { bindServer, raiseReceiveWindow, shutdownServer } from "../link/grpc-server.ts";
+import { bindServer, HANDSHAKE_TIMEOUT_MS, limitHandshakes, raiseReceiveWindow, shutdownServer } from "../link/grpc-server.ts";
 import { createParentService, type ParentService } from "../link/parent-service.ts";
 import { clientCredentials, serverCredentials } from "../link/tls.ts";
 import { Uplink, type UplinkState } from "../link/uplink.ts";
@@ -202,6 +202,7 @@ export class VmtreeNode {
     const { host, port } = checkListenAddress(this.config.listen);
     const bound = await bindServer(server, this.config.listen, serverCredentials(this.dir));
     raiseReceiveWindow(server, this.log);
+    limitHandshakes(server, HANDSHAKE_TIMEOUT_MS, this.log);
     this.#listen = `${host}:${bound}`;
     if (port === 0) {
       // Children dial the address in their token for ever; keep the port that was picked.

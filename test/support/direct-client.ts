@@ -9,6 +9,23 @@ import { channelOptionsFor, clientCredentials } from "../../src/link/tls.ts";
  * (or none), trusting the root CA in `trustDir`. Resolves with the gRPC status code.
  */
 export async function helloStatus(options: { address: string; parentSite: string; trustDir: string; certDir?: string }): Promise<status> {
+  const client = await parentClient(options);
+  try {
+    return await new Promise<status>((resolve) => {
+      client.hello({ epoch: 1, pending: 0 }, new Metadata(), { deadline: Date.now() + 10_000 }, (error: ServiceError | null) =>
+        resolve(error ? error.code : status.OK),
+      );
+    });
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * A client of the parent at `address` presenting the certificate of the node in `certDir`
+ * (or none), trusting the root CA in `trustDir`: a child's identity without its node running.
+ */
+export async function parentClient(options: { address: string; parentSite: string; trustDir: string; certDir?: string }): Promise<ParentServiceClient> {
   const rootCa = await readFile(join(options.trustDir, "tls", "root-ca.pem"), "utf8");
   const creds = options.certDir
     ? clientCredentials(
@@ -20,14 +37,5 @@ export async function helloStatus(options: { address: string; parentSite: string
         options.parentSite,
       )
     : clientCredentials({ rootCa }, options.parentSite);
-  const client = new ParentServiceClient(options.address, creds ?? credentials.createInsecure(), channelOptionsFor(options.parentSite));
-  try {
-    return await new Promise<status>((resolve) => {
-      client.hello({ epoch: 1, pending: 0 }, new Metadata(), { deadline: Date.now() + 10_000 }, (error: ServiceError | null) =>
-        resolve(error ? error.code : status.OK),
-      );
-    });
-  } finally {
-    client.close();
-  }
+  return new ParentServiceClient(options.address, creds ?? credentials.createInsecure(), channelOptionsFor(options.parentSite));
 }

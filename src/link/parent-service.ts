@@ -23,6 +23,7 @@ import { validateBatch } from "../sync/validate-change.ts";
 import { waitForDrain } from "../util/drain.ts";
 import type { Logger } from "../util/log.ts";
 import type { ChildLinks } from "./child-links.ts";
+import { eachMessage } from "./each-message.ts";
 import { peerIdentity } from "./peer-identity.ts";
 import { servePolicies } from "./policy-link.ts";
 import { toServiceError } from "./status.ts";
@@ -169,10 +170,10 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
   /** A sync stream of batches: each acknowledgement is written only after `handle` stored its batch durably. */
   const serveStream = <Req, Res>(method: string, call: ServerDuplexStream<Req, Res>, handle: (child: Child, batch: Req) => Promise<Res>) => {
     serveSession(method, call, async (child) => {
-      for await (const batch of call as AsyncIterable<Req>) {
+      await eachMessage<Req>(call, async (batch) => {
         const response = await handle(child, batch);
         if (!call.write(response)) await waitForDrain(call);
-      }
+      });
       call.end();
     });
   };
@@ -197,6 +198,13 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
         for (const change of batch.changes) {
           if (change.origin === child.site && change.epoch !== child.epoch) {
             throw new VmtreeError("failed_precondition", `site ${child.site} sent epoch ${change.epoch}, enrolled epoch is ${child.epoch}`);
+          }
+        }
+        for (const announced of batch.new_epochs) {
+          // The child's own epoch is the one it is enrolled with here; announcing another would
+          // drop what this node holds of it.
+          if (announced.origin === child.site && announced.epoch !== child.epoch) {
+            throw new VmtreeError("failed_precondition", `site ${child.site} announced epoch ${announced.epoch}, enrolled epoch is ${child.epoch}`);
           }
         }
         for (const announced of batch.new_epochs) await deps.replica.resetIfNewerEpoch(announced.origin, announced.epoch);

@@ -10,6 +10,7 @@ import type { PolicyStore } from "../policy/policy-store.ts";
 import { waitForDrain } from "../util/drain.ts";
 import type { Logger } from "../util/log.ts";
 import { SerialQueue } from "../util/serial-queue.ts";
+import { eachMessage } from "./each-message.ts";
 import { fromServiceError } from "./status.ts";
 
 /** A revocation's reason, as an administrator types it. */
@@ -73,7 +74,7 @@ export async function servePolicies(
   revocations.on("change", onSets);
   const ages = setInterval(() => void (started && push(false, true).catch(() => undefined)), POLICY_AGE_INTERVAL_MS);
   try {
-    for await (const message of call as AsyncIterable<SyncPoliciesRequest>) {
+    await eachMessage<SyncPoliciesRequest>(call, async (message) => {
       checkMessage(message, started);
       if (!started) {
         for (const held of message.held) sent.set(held.author, held.version);
@@ -81,7 +82,7 @@ export async function servePolicies(
         await push(true);
       }
       if (message.applied.length > 0) await policies.recordApplied(childSite, message.applied);
-    }
+    });
     call.end();
   } finally {
     clearInterval(ages);

@@ -35,6 +35,15 @@ describe("hostile peers", () => {
     expect((await kz.status()).site).toBe("kz");
   }, 20_000);
 
+  it("hostile peers - a child announcing another epoch for itself is refused with FAILED_PRECONDITION", async () => {
+    const stream = client.syncInventory();
+    const code = new Promise<number>((resolve) => stream.on("error", (error: ServiceError) => resolve(error.code)));
+    stream.write({ batch_id: 1, changes: [], pending: 0, new_epochs: [{ origin: "kz.ala", epoch: 2, seq: 0 }] });
+    expect(await code).toBe(status.FAILED_PRECONDITION);
+    const refusal = (await kz.auditList(["--action", "call.refused"])).at(-1);
+    expect(refusal).toMatchObject({ actor: "site:kz.ala", target: "SyncInventory", details: { code: "failed_precondition", reason: "site kz.ala announced epoch 2, enrolled epoch is 1" } });
+  });
+
   it("hostile peers - a child opening more calls than any child needs gets RESOURCE_EXHAUSTED, and the node serves on", async () => {
     const streams = Array.from({ length: 12 }, () => client.syncAudit());
     const errors: number[] = [];

@@ -190,6 +190,10 @@ describe("enrolment (init, invite, join) and link admission", () => {
     expect(await helloStatus({ address: kz.address, parentSite: "kz", trustDir: kz.dir, certDir: ala.dir })).toBe(status.OK);
   });
 
+  it("links - the child-only calls are refused to the parent: kz calling kz.ala's ParentService gets PERMISSION_DENIED", async () => {
+    expect(await helloStatus({ address: ala.address, parentSite: "kz.ala", trustDir: kz.dir, certDir: kz.dir })).toBe(status.PERMISSION_DENIED);
+  });
+
   it("serve - SIGTERM shuts a node down cleanly and removes its admin socket", async () => {
     await metro.serve();
     expect(existsSync(join(metro.dir, "admin.sock"))).toBe(true);

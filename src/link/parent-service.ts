@@ -13,7 +13,10 @@ import type {
   Revocation,
   SyncPoliciesRequest,
   SyncPoliciesResponse,
+  RenewCertificateRequest,
+  RenewCertificateResponse,
 } from "../gen/vmtree/v1/link.ts";
+import { serialOf } from "../pki/certificates.ts";
 import type { Invitations } from "../pki/invitations.ts";
 import type { Revocations } from "../pki/revocations.ts";
 import type { PolicyStore } from "../policy/policy-store.ts";
@@ -39,6 +42,8 @@ export interface ParentServiceDeps {
   /** How old this node's own policies are, told to every child (see PolicyState.age_ms). */
   policyAgeMs: () => Promise<number>;
   links: ChildLinks;
+  /** Signs a node certificate for `site` from `csrPem`; resolves with it and the chain above it. */
+  issueNodeCertificate: (site: string, csrPem: string) => { nodeCert: string; chainPem: string };
   log: Logger;
 }
 
@@ -60,7 +65,11 @@ export interface ParentService {
 interface Child {
   site: string;
   epoch: number;
+  /** Serial of the certificate the child presented. */
+  serial: string;
 }
+
+const MAX_CSR_LENGTH = 8192;
 
 /** One open sync stream; `endedHere` once this node has ended it with a status of its own. */
 interface Session {
@@ -114,12 +123,14 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
     }
     const child = await deps.invitations.child(peer.site);
     if (!child) throw new VmtreeError("permission_denied", `site ${peer.site} is not enrolled at ${deps.site}`);
-    if (child.serial !== peer.serial) {
-      throw new VmtreeError("permission_denied", `site ${peer.site} presented a certificate superseded by a later enrolment`);
+    if (child.serial !== peer.serial && child.previousSerial !== peer.serial) {
+      throw new VmtreeError("permission_denied", `site ${peer.site} presented a certificate superseded by a later enrolment or renewal`);
     }
     const revoked = await deps.revocations.revokedAt(peer.site);
     if (revoked && child.enrolledMs <= revoked.revoked_ms) throw revokedError(peer.site, revoked);
-    return { site: peer.site, epoch: child.epoch };
+    // The child uses its renewed certificate: the one it renewed with is refused from now on.
+    if (child.previousSerial !== undefined && child.serial === peer.serial) await deps.invitations.confirmSerial(peer.site, peer.serial);
+    return { site: peer.site, epoch: child.epoch, serial: peer.serial };
   };
 
   const refuse = async (reason: unknown, method: string, call: { getPeer(): string; getAuthContext(): unknown }) => {
@@ -224,6 +235,28 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
         deps.links.synced(child.site, { audit: result.stored }, batch.pending);
         return { batch_id: batch.batch_id, heads: result.heads, quarantined_origins: result.quarantined.map((q) => q.origin) };
       });
+    },
+
+    renewCertificate(call: ServerUnaryCall<RenewCertificateRequest, RenewCertificateResponse>, callback: sendUnaryData<RenewCertificateResponse>): void {
+      void (async () => {
+        const child = await authorizeChild(call);
+        const csr = call.request.node_csr_pem;
+        if (csr.length > MAX_CSR_LENGTH) throw new VmtreeError("invalid_argument", `the node CSR is longer than ${MAX_CSR_LENGTH} characters`);
+        // The site is the verified certificate's, never the message's.
+        const issued = await deps.invitations.renew(child.site, child.serial, () => {
+          const { nodeCert, chainPem } = deps.issueNodeCertificate(child.site, csr);
+          return { nodeCert, chainPem, serial: serialOf(nodeCert) };
+        });
+        deps.log.info("node certificate renewed", { site: child.site, serial: issued.serial });
+        await deps.audit.append({
+          actor: `site:${child.site}`,
+          action: "enrolment.renew",
+          target: child.site,
+          result: "ok",
+          details: { epoch: child.epoch, serial: issued.serial, previous_serial: child.serial },
+        });
+        callback(null, { node_cert_chain_pem: issued.nodeCert + issued.chainPem });
+      })().catch(async (reason: unknown) => callback(await refuse(reason, "RenewCertificate", call)));
     },
 
     syncPolicies(call: ServerDuplexStream<SyncPoliciesRequest, SyncPoliciesResponse>): void {

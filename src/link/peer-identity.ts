@@ -19,7 +19,10 @@ export interface PeerIdentity {
 export function peerIdentity(auth: { sslPeerCertificate?: PeerCertificate } | null | undefined): PeerIdentity {
   const cert = auth?.sslPeerCertificate;
   if (!cert) {
-    throw new VmtreeError("unauthenticated", "a client certificate issued within this tree is required");
+    throw new VmtreeError(
+      "unauthenticated",
+      "a valid client certificate issued within this tree is required (none was sent, or it did not verify: not issued in this tree, or expired; an expired node certificate cannot be renewed, enrol the site again)",
+    );
   }
   const names = (cert.subjectaltname ?? "").split(",").map((name) => name.trim());
   const sites = names.flatMap((name) => {

@@ -2,23 +2,16 @@ import { checkServerIdentity as tlsCheckServerIdentity, type PeerCertificate } f
 import { credentials, experimental, type ChannelCredentials, type ServerCredentials } from "@grpc/grpc-js";
 import type { DataDir } from "../node/data-dir.ts";
 import { siteDnsName } from "../pki/site-id.ts";
-
-/** How often certificate files are re-read, so that renewed certificates apply without a restart. */
-const CERT_REFRESH_MS = 60_000;
+import { NodeCertificateProvider } from "./certificate-provider.ts";
 
 /**
  * Server credentials for a node's listening port. A client certificate is requested
  * and verified against the tree's root CA, but not required at the TLS level: the
  * enrolment service must be reachable by a child that has no certificate yet. Every
  * other method refuses a call whose certificate did not verify (see `peer-identity.ts`).
+ * The certificates come from `provider`, so a renewed certificate applies without a restart.
  */
-export function serverCredentials(dir: DataDir): ServerCredentials {
-  const provider = new experimental.FileWatcherCertificateProvider({
-    certificateFile: dir.nodeCertFile,
-    privateKeyFile: dir.nodeKeyFile,
-    caCertificateFile: dir.rootCaFile,
-    refreshIntervalMs: CERT_REFRESH_MS,
-  });
+export function serverCredentials(dir: DataDir, provider = new NodeCertificateProvider(dir)): ServerCredentials {
   return experimental.createCertificateProviderServerCredentials(provider, provider, false);
 }
 

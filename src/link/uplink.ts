@@ -98,6 +98,9 @@ export class Uplink {
   /** Whether a rollback was logged and audited, so that the retries do not repeat it. */
   #refused = false;
   #closing: Promise<void> | undefined;
+  /** Ends the current session; set while one runs. */
+  #endCurrent: (() => void) | undefined;
+  #reconnecting = false;
 
   constructor(options: UplinkOptions) {
     this.#options = options;
@@ -133,6 +136,16 @@ export class Uplink {
     };
   }
 
+  /**
+   * Ends the current session cleanly and dials again at once, with fresh credentials (after
+   * a certificate renewal): the link is down only for the moment of the new hello.
+   */
+  reconnect(): void {
+    if (!this.#endCurrent) return;
+    this.#reconnecting = true;
+    this.#endCurrent();
+  }
+
   /** Stops the link; idempotent, resolves when the current session has ended. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -149,11 +162,18 @@ export class Uplink {
         await this.#session(signal);
       } catch (reason) {
         if (signal.aborted) break;
-        const error = fromServiceError(reason);
-        this.#state.lastError = error.message;
-        this.#options.log.warn("parent link down", { parent: this.#options.parentSite, reason: error.message });
+        if (!this.#reconnecting) {
+          const error = fromServiceError(reason);
+          this.#state.lastError = error.message;
+          this.#options.log.warn("parent link down", { parent: this.#options.parentSite, reason: error.message });
+        }
       }
       this.#endSession();
+      if (this.#reconnecting) {
+        this.#reconnecting = false;
+        this.#options.log.info("parent link reconnecting with renewed credentials", { parent: this.#options.parentSite });
+        continue;
+      }
       await delay(this.#backoff.next(), signal).catch(() => undefined);
     }
     this.#endSession();
@@ -170,6 +190,10 @@ export class Uplink {
     const session = new AbortController();
     const stop = () => session.abort();
     signal.addEventListener("abort", stop, { once: true });
+    this.#endCurrent = () => {
+      stop();
+      client.close();
+    };
     try {
       const hello = await this.#hello(client, signal);
       if (await this.#refuseIfRolledBack(hello)) return;
@@ -202,6 +226,7 @@ export class Uplink {
       await Promise.race(streams).finally(stop);
       await Promise.all(streams);
     } finally {
+      this.#endCurrent = undefined;
       stop();
       await this.#policies?.done.catch(() => undefined);
       this.#policies = undefined;

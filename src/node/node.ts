@@ -25,6 +25,9 @@ import { AdminOperations, MAX_IMPORT_BYTES } from "./admin-operations.ts";
 import { createAdminService } from "./admin-service.ts";
 import { DataDir, type NodeConfig } from "./data-dir.ts";
 import { leafOf, readIdentity, type NodeIdentity } from "./identity.ts";
+import { CertificateRenewal, expiredProblem, finishRenewal } from "./renewal.ts";
+import { NodeCertificateProvider } from "../link/certificate-provider.ts";
+import { signCsr } from "../pki/certificates.ts";
 
 /** Options of {@link VmtreeNode.serve}. */
 export interface ServeOptions {
@@ -68,6 +71,8 @@ export class VmtreeNode {
   #parentService: ParentService | undefined;
   #adminServer: Server | undefined;
   #uplink: Uplink | undefined;
+  #renewal: CertificateRenewal | undefined;
+  #certificates: NodeCertificateProvider | undefined;
   #listen: string;
   #sweeper: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
@@ -89,7 +94,11 @@ export class VmtreeNode {
     this.audit = new AuditLog(store, config.site, config.epoch);
     this.policies = new PolicyStore(store, config.site, {
       rootCaPem: identity.rootCaPem,
-      signer: { nodeKeyPem: identity.nodeKeyPem, nodeCertChainPem: identity.nodeCertChainPem },
+      // Read at each signature: a certificate renewal replaces them in `identity`.
+      signer: {
+        get nodeKeyPem() { return identity.nodeKeyPem; },
+        get nodeCertChainPem() { return identity.nodeCertChainPem; },
+      },
     });
     this.operations = new AdminOperations(this);
     this.log = log;
@@ -103,6 +112,7 @@ export class VmtreeNode {
   static async open(dataDir: string, options: { logLevel?: LogLevel } = {}): Promise<VmtreeNode> {
     const dir = new DataDir(dataDir);
     const config = await dir.readConfig();
+    await finishRenewal(dir);
     const identity = await readIdentity(dir, config.site);
     let store: NodeStore;
     try {
@@ -137,16 +147,22 @@ export class VmtreeNode {
     await this.#startAdminServer();
     if (this.config.parent) {
       const parent = this.config.parent;
+      const address = options.parentAddress ?? parent.address;
+      // Read per session and per renewal: a renewal replaces the certificate and key in place.
+      const credentials = () => {
+        const expired = expiredProblem(this.identity.nodeCertChainPem, this.config.site, parent.site);
+        if (expired) throw new VmtreeError("failed_precondition", expired);
+        return clientCredentials(
+          { rootCa: this.identity.rootCaPem, nodeCertChain: this.identity.nodeCertChainPem, nodeKey: this.identity.nodeKeyPem },
+          parent.site,
+        );
+      };
       this.#uplink = new Uplink({
         site: this.config.site,
         epoch: this.config.epoch,
         parentSite: parent.site,
-        address: options.parentAddress ?? parent.address,
-        credentials: () =>
-          clientCredentials(
-            { rootCa: this.identity.rootCaPem, nodeCertChain: this.identity.nodeCertChainPem, nodeKey: this.identity.nodeKeyPem },
-            parent.site,
-          ),
+        address,
+        credentials,
         replica: this.replica,
         acks: this.acks,
         audit: this.audit,
@@ -156,6 +172,23 @@ export class VmtreeNode {
         log: this.log.child("uplink"),
       });
       this.#uplink.start();
+      this.#renewal = new CertificateRenewal({
+        dir: this.dir,
+        site: this.config.site,
+        parentSite: parent.site,
+        address,
+        identity: this.identity,
+        credentials,
+        audit: this.audit,
+        log: this.log.child("renewal"),
+        onRenewed: async () => {
+          // The link server presents the new certificate from its next handshake, and the
+          // uplink's next session (started at once) presents it to the parent.
+          await this.#certificates?.reload();
+          this.#uplink?.reconnect();
+        },
+      });
+      this.#renewal.start();
     }
     this.#sweeper = setInterval(() => void this.#sweep(), AUDIT_SWEEP_INTERVAL_MS);
   }
@@ -195,12 +228,16 @@ export class VmtreeNode {
       revocations: this.revocations,
       policyAgeMs: async () => (await this.operations.policyState()).age_ms,
       links: this.links,
+      issueNodeCertificate: (site, csrPem) => ({
+        nodeCert: signCsr(csrPem, site, "node", { certPem: leafOf(caChain), privateKeyPem: this.identity.caKeyPem }),
+        chainPem: caChain,
+      }),
       log: this.log.child("children"),
     });
     server.addService(ParentServiceService, this.#parentService.implementation);
     this.#linkServer = server;
     const { host, port } = checkListenAddress(this.config.listen);
-    const bound = await bindServer(server, this.config.listen, serverCredentials(this.dir));
+    const bound = await bindServer(server, this.config.listen, serverCredentials(this.dir, (this.#certificates = new NodeCertificateProvider(this.dir))));
     raiseReceiveWindow(server, this.log);
     limitHandshakes(server, HANDSHAKE_TIMEOUT_MS, this.log);
     this.#listen = `${host}:${bound}`;
@@ -280,6 +317,7 @@ export class VmtreeNode {
       clearInterval(this.#sweeper);
       // The admin server stops taking calls at once and drains beside the links' shutdown.
       const admin = this.#adminServer && this.#stopAdminServer(this.#adminServer);
+      await this.#renewal?.close();
       await this.#uplink?.close();
       await this.#parentService?.closeSessions();
       await Promise.allSettled([this.#linkServer && shutdownServer(this.#linkServer, SHUTDOWN_GRACE_MS), admin]);

@@ -155,9 +155,9 @@ describe("signCsr", () => {
     const node = new X509Certificate(signCsr(createCsr("kz.ala", "node", nodeKeys), "kz.ala", "node", issuer, { now: NOW }));
     const ca = new X509Certificate(signCsr(createCsr("kz.ala", "ca", regionKeys), "kz.ala", "ca", issuer, { now: NOW }));
     const short = new X509Certificate(signCsr(createCsr("kz.ala", "node", nodeKeys), "kz.ala", "node", issuer, { now: NOW, days: 7 }));
-    expect(DEFAULT_VALIDITY_DAYS).toEqual({ node: 365, ca: 1825 });
+    expect(DEFAULT_VALIDITY_DAYS).toEqual({ node: 90, ca: 1825 });
     expect(Date.parse(node.validFrom)).toBe(NOW - BACKDATE_MS);
-    expect(Date.parse(node.validTo)).toBe(NOW + 365 * DAY_MS);
+    expect(Date.parse(node.validTo)).toBe(NOW + 90 * DAY_MS);
     expect(Date.parse(ca.validTo)).toBe(NOW + 1825 * DAY_MS);
     expect(Date.parse(short.validTo)).toBe(NOW + 7 * DAY_MS);
   });

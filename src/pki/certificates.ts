@@ -19,7 +19,24 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 /** Tolerates clocks that run a little behind the issuer's. */
 const BACKDATE_MS = 5 * 60 * 1000;
 
-export const DEFAULT_VALIDITY_DAYS: Readonly<Record<CertificateKind, number>> = { node: 365, ca: 5 * 365 };
+/**
+ * A node certificate is renewed over its link once two thirds of its lifetime has passed
+ * (see node/renewal.ts); a CA certificate is not renewed, so it lasts far longer than the
+ * node certificates below it.
+ */
+export const DEFAULT_VALIDITY_DAYS: Readonly<Record<CertificateKind, number>> = { node: 90, ca: 5 * 365 };
+/**
+ * Test knob, not for production: node certificates this node signs last this many seconds
+ * and are not backdated, so that tests can watch renewal and expiry happen.
+ */
+export const NODE_CERT_SECONDS_ENV = "VMTREE_NODE_CERT_SECONDS";
+
+/** The lifetime in days and backdating of a `kind` certificate issued now. */
+function lifetimeOf(kind: CertificateKind, days: number | undefined): { days: number; backdateMs: number } {
+  const seconds = Number(process.env[NODE_CERT_SECONDS_ENV]);
+  if (days === undefined && kind === "node" && Number.isFinite(seconds) && seconds > 0) return { days: seconds / 86_400, backdateMs: 0 };
+  return { days: days ?? DEFAULT_VALIDITY_DAYS[kind], backdateMs: BACKDATE_MS };
+}
 const ROOT_VALIDITY_DAYS = 20 * 365;
 
 /** Generates an RSA-2048 key pair with Node's crypto (node-forge's own generator is far slower). */
@@ -84,8 +101,8 @@ function subtreeConstraint(site: string): object {
 
 const NAME_CONSTRAINTS_OID = "2.5.29.30";
 
-function validity(cert: forge.pki.Certificate, days: number, now: number): void {
-  cert.validity.notBefore = new Date(now - BACKDATE_MS);
+function validity(cert: forge.pki.Certificate, days: number, now: number, backdateMs = BACKDATE_MS): void {
+  cert.validity.notBefore = new Date(now - backdateMs);
   cert.validity.notAfter = new Date(now + days * DAY_MS);
 }
 
@@ -143,7 +160,8 @@ export function signCsr(
   const cert = forge.pki.createCertificate();
   cert.publicKey = csr.publicKey;
   cert.serialNumber = randomSerial();
-  validity(cert, options.days ?? DEFAULT_VALIDITY_DAYS[kind], options.now ?? Date.now());
+  const lifetime = lifetimeOf(kind, options.days);
+  validity(cert, lifetime.days, options.now ?? Date.now(), lifetime.backdateMs);
   cert.setSubject(siteSubject(site, kind));
   cert.setIssuer(issuerCert.subject.attributes);
   cert.setExtensions([

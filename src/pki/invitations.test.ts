@@ -282,3 +282,40 @@ describe("Invitations.redeem", () => {
     expect(error.rawMessage).toContain("already used");
   });
 });
+
+describe("Invitations.renew", () => {
+  const enrolled = async () => {
+    const token = await invite();
+    await invitations.redeem({ ownSite: "kz", site: "kz.ala", secret: token.secret, now: NOW }, () => ({ serial: "a1" }));
+  };
+
+  it("Invitations.renew - records the new serial, keeps epoch and enrolment time, and accepts the old one until the new is confirmed", async () => {
+    await enrolled();
+    expect(await invitations.renew("kz.ala", "a1", () => ({ serial: "a2", cert: "c" }), NOW + 5)).toEqual({ serial: "a2", cert: "c" });
+    expect(await invitations.child("kz.ala")).toEqual({ site: "kz.ala", epoch: 1, serial: "a2", previousSerial: "a1", enrolledMs: NOW, renewedMs: NOW + 5 });
+    await invitations.confirmSerial("kz.ala", "a1"); // the old one presented again: nothing changes
+    expect((await invitations.child("kz.ala"))?.previousSerial).toBe("a1");
+    await invitations.confirmSerial("kz.ala", "a2");
+    expect(await invitations.child("kz.ala")).toEqual({ site: "kz.ala", epoch: 1, serial: "a2", enrolledMs: NOW, renewedMs: NOW + 5 });
+  });
+
+  it("Invitations.renew - a renewal whose answer was lost can be made again with the old certificate", async () => {
+    await enrolled();
+    await invitations.renew("kz.ala", "a1", () => ({ serial: "a2" }), NOW + 5);
+    await invitations.renew("kz.ala", "a1", () => ({ serial: "a3" }), NOW + 6);
+    expect(await invitations.child("kz.ala")).toMatchObject({ serial: "a3", previousSerial: "a1" });
+  });
+
+  it("Invitations.renew - refuses a serial that is not the child's, and an unknown child, with permission_denied", async () => {
+    await enrolled();
+    await invitations.renew("kz.ala", "a1", () => ({ serial: "a2" }), NOW + 5);
+    await invitations.confirmSerial("kz.ala", "a2");
+    const sign = vi.fn(() => ({ serial: "x" }));
+    for (const [site, serial] of [["kz.ala", "a1"], ["kz.ast", "a1"]] as const) {
+      const error = await invitations.renew(site, serial, sign).then(() => undefined, (e: unknown) => e as VmtreeError);
+      expect(error?.code).toBe("permission_denied");
+      expect(error?.rawMessage).toBe(`site ${site} renewed with a certificate that is not its current one`);
+    }
+    expect(sign).not.toHaveBeenCalled();
+  });
+});

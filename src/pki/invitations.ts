@@ -19,7 +19,14 @@ export interface EnrolledChild {
   epoch: number;
   /** Serial of the node certificate currently valid for the child; older ones are refused. */
   serial: string;
+  /**
+   * After a renewal, the serial the child renewed with: still accepted until the child
+   * first presents `serial`, so that a renewal whose answer was lost locks nobody out.
+   */
+  previousSerial?: string;
   enrolledMs: number;
+  /** When the node certificate was last renewed, if ever. */
+  renewedMs?: number;
 }
 
 /** What {@link Invitations.redeem} checks a presented token against. */
@@ -129,6 +136,36 @@ export class Invitations {
       { sync: true },
     );
     return { ...result, epoch };
+  }
+
+  /**
+   * Renews the node certificate of the enrolled child `site`, which presented `presented`:
+   * `sign` makes the certificate and its serial becomes the child's, while `presented`
+   * stays accepted until the child presents the new one ({@link confirmSerial}). Epoch and
+   * enrolment time are kept, so a revocation still covers the renewed certificate.
+   * Throws `permission_denied` when `presented` is not (or no longer) the child's.
+   */
+  async renew<T extends { serial: string }>(site: string, presented: string, sign: () => T, now = Date.now()): Promise<T> {
+    return this.#redeems.run(async () => {
+      const child = await this.#children.get(site);
+      if (!child || (child.serial !== presented && child.previousSerial !== presented)) {
+        throw new VmtreeError("permission_denied", `site ${site} renewed with a certificate that is not its current one`);
+      }
+      const result = sign();
+      const renewed: EnrolledChild = { ...child, serial: result.serial, previousSerial: presented, renewedMs: now };
+      await this.#store.db.batch([{ type: "put", sublevel: this.#children as never, key: site, value: renewed }], { sync: true });
+      return result;
+    });
+  }
+
+  /** Records that `site` presented its renewed certificate `serial`: the one before it is refused from now on. */
+  async confirmSerial(site: string, serial: string): Promise<void> {
+    await this.#redeems.run(async () => {
+      const child = await this.#children.get(site);
+      if (!child || child.serial !== serial || child.previousSerial === undefined) return;
+      const { previousSerial: _dropped, ...confirmed } = child;
+      await this.#store.db.batch([{ type: "put", sublevel: this.#children as never, key: site, value: confirmed }], { sync: true });
+    });
   }
 
   /** The enrolled child with this id, if any. */

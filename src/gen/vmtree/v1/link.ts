@@ -28,6 +28,16 @@ export const protobufPackage = "vmtree.v1";
 
 export const protobufFileName = "vmtree/v1/link.proto";
 
+export interface RenewCertificateRequest {
+  /** PKCS#10 request for a new node certificate; only its public key is used. */
+  node_csr_pem: string;
+}
+
+export interface RenewCertificateResponse {
+  /** The new node certificate followed by the parent's CA chain up to the root. */
+  node_cert_chain_pem: string;
+}
+
 export interface HelloRequest {
   epoch: number;
   /** Changes the child holds that this parent has not acknowledged (informational). */
@@ -124,6 +134,134 @@ export interface Revocation {
   revoked_by: string;
   reason: string;
 }
+
+function createBaseRenewCertificateRequest(): RenewCertificateRequest {
+  return { node_csr_pem: "" };
+}
+
+export const RenewCertificateRequest: MessageFns<RenewCertificateRequest> = {
+  encode(message: RenewCertificateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.node_csr_pem !== "") {
+      writer.uint32(10).string(message.node_csr_pem);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenewCertificateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenewCertificateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.node_csr_pem = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RenewCertificateRequest {
+    return {
+      node_csr_pem: isSet(object.nodeCsrPem)
+        ? globalThis.String(object.nodeCsrPem)
+        : isSet(object.node_csr_pem)
+        ? globalThis.String(object.node_csr_pem)
+        : "",
+    };
+  },
+
+  toJSON(message: RenewCertificateRequest): unknown {
+    const obj: any = {};
+    if (message.node_csr_pem !== "") {
+      obj.nodeCsrPem = message.node_csr_pem;
+    }
+    return obj;
+  },
+};
+
+function createBaseRenewCertificateResponse(): RenewCertificateResponse {
+  return { node_cert_chain_pem: "" };
+}
+
+export const RenewCertificateResponse: MessageFns<RenewCertificateResponse> = {
+  encode(message: RenewCertificateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.node_cert_chain_pem !== "") {
+      writer.uint32(10).string(message.node_cert_chain_pem);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenewCertificateResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenewCertificateResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.node_cert_chain_pem = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RenewCertificateResponse {
+    return {
+      node_cert_chain_pem: isSet(object.nodeCertChainPem)
+        ? globalThis.String(object.nodeCertChainPem)
+        : isSet(object.node_cert_chain_pem)
+        ? globalThis.String(object.node_cert_chain_pem)
+        : "",
+    };
+  },
+
+  toJSON(message: RenewCertificateResponse): unknown {
+    const obj: any = {};
+    if (message.node_cert_chain_pem !== "") {
+      obj.nodeCertChainPem = message.node_cert_chain_pem;
+    }
+    return obj;
+  },
+};
 
 function createBaseHelloRequest(): HelloRequest {
   return { epoch: 0, pending: 0 };
@@ -1144,6 +1282,22 @@ export const ParentServiceService = {
       Buffer.from(SyncPoliciesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SyncPoliciesResponse => SyncPoliciesResponse.decode(value),
   },
+  /**
+   * Renews the caller's node certificate (for the site its verified certificate names,
+   * never one from the message) before it expires. The parent then accepts the new
+   * certificate and, until the child first presents it, the one it renewed with.
+   */
+  renewCertificate: {
+    path: "/vmtree.v1.ParentService/RenewCertificate" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RenewCertificateRequest): Buffer =>
+      Buffer.from(RenewCertificateRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RenewCertificateRequest => RenewCertificateRequest.decode(value),
+    responseSerialize: (value: RenewCertificateResponse): Buffer =>
+      Buffer.from(RenewCertificateResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RenewCertificateResponse => RenewCertificateResponse.decode(value),
+  },
 } as const;
 
 export interface ParentServiceServer extends UntypedServiceImplementation {
@@ -1168,6 +1322,12 @@ export interface ParentServiceServer extends UntypedServiceImplementation {
    * version as it is applied or received; the child reports what its subtree applied.
    */
   syncPolicies: handleBidiStreamingCall<SyncPoliciesRequest, SyncPoliciesResponse>;
+  /**
+   * Renews the caller's node certificate (for the site its verified certificate names,
+   * never one from the message) before it expires. The parent then accepts the new
+   * certificate and, until the child first presents it, the one it renewed with.
+   */
+  renewCertificate: handleUnaryCall<RenewCertificateRequest, RenewCertificateResponse>;
 }
 
 export interface ParentServiceClient extends Client {
@@ -1221,6 +1381,26 @@ export interface ParentServiceClient extends Client {
     metadata: Metadata,
     options?: Partial<CallOptions>,
   ): ClientDuplexStream<SyncPoliciesRequest, SyncPoliciesResponse>;
+  /**
+   * Renews the caller's node certificate (for the site its verified certificate names,
+   * never one from the message) before it expires. The parent then accepts the new
+   * certificate and, until the child first presents it, the one it renewed with.
+   */
+  renewCertificate(
+    request: RenewCertificateRequest,
+    callback: (error: ServiceError | null, response: RenewCertificateResponse) => void,
+  ): ClientUnaryCall;
+  renewCertificate(
+    request: RenewCertificateRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RenewCertificateResponse) => void,
+  ): ClientUnaryCall;
+  renewCertificate(
+    request: RenewCertificateRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RenewCertificateResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const ParentServiceClient = makeGenericClientConstructor(

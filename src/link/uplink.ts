@@ -100,7 +100,8 @@ export class Uplink {
   #closing: Promise<void> | undefined;
   /** Ends the current session; set while one runs. */
   #endCurrent: (() => void) | undefined;
-  #reconnecting = false;
+  /** A connection made by {@link handOver}, for the next session. */
+  #nextClient: ParentServiceClient | undefined;
 
   constructor(options: UplinkOptions) {
     this.#options = options;
@@ -137,12 +138,28 @@ export class Uplink {
   }
 
   /**
-   * Ends the current session cleanly and dials again at once, with fresh credentials (after
-   * a certificate renewal): the link is down only for the moment of the new hello.
+   * Moves the link to fresh credentials (after a certificate renewal) without dropping it:
+   * a connection is made with them while the current session runs, and only once it is up
+   * does the session end, to go on at once over the new connection. If that connection
+   * cannot be made, the current session goes on; the next one uses the fresh credentials.
    */
-  reconnect(): void {
-    if (!this.#endCurrent) return;
-    this.#reconnecting = true;
+  async handOver(): Promise<void> {
+    if (!this.#endCurrent || this.#abort.signal.aborted) return;
+    let client: ParentServiceClient | undefined;
+    try {
+      client = this.#newClient();
+      await ready(client, Date.now() + CONNECT_TIMEOUT_MS);
+    } catch (reason) {
+      client?.close();
+      this.#options.log.warn("parent link stays on its current credentials: a connection with the renewed ones failed", {
+        parent: this.#options.parentSite,
+        reason: VmtreeError.from(reason).message,
+      });
+      return;
+    }
+    if (!this.#endCurrent || this.#abort.signal.aborted) return client.close();
+    this.#nextClient?.close();
+    this.#nextClient = client;
     this.#endCurrent();
   }
 
@@ -162,29 +179,34 @@ export class Uplink {
         await this.#session(signal);
       } catch (reason) {
         if (signal.aborted) break;
-        if (!this.#reconnecting) {
+        if (!this.#nextClient) {
           const error = fromServiceError(reason);
           this.#state.lastError = error.message;
           this.#options.log.warn("parent link down", { parent: this.#options.parentSite, reason: error.message });
         }
       }
-      this.#endSession();
-      if (this.#reconnecting) {
-        this.#reconnecting = false;
-        this.#options.log.info("parent link reconnecting with renewed credentials", { parent: this.#options.parentSite });
+      const handedOver = this.#nextClient !== undefined;
+      this.#endSession({ handedOver });
+      if (handedOver) {
+        this.#options.log.info("parent link handed over to renewed credentials", { parent: this.#options.parentSite });
         continue;
       }
       await delay(this.#backoff.next(), signal).catch(() => undefined);
     }
-    this.#endSession();
+    this.#nextClient?.close();
+    this.#nextClient = undefined;
+    this.#endSession({ handedOver: false });
+  }
+
+  #newClient(): ParentServiceClient {
+    const { parentSite, address } = this.#options;
+    return new ParentServiceClient(address, this.#options.credentials(), { ...LINK_CLIENT_OPTIONS, ...channelOptionsFor(parentSite) });
   }
 
   async #session(signal: AbortSignal): Promise<void> {
     const { parentSite, address, log } = this.#options;
-    const client = new ParentServiceClient(address, this.#options.credentials(), {
-      ...LINK_CLIENT_OPTIONS,
-      ...channelOptionsFor(parentSite),
-    });
+    const client = this.#nextClient ?? this.#newClient();
+    this.#nextClient = undefined;
     const onAbort = () => client.close();
     signal.addEventListener("abort", onAbort, { once: true });
     const session = new AbortController();
@@ -306,8 +328,11 @@ export class Uplink {
     return progress;
   }
 
-  /** Folds the ended session's counts into the totals and marks the link down. */
-  #endSession(): void {
+  /**
+   * Folds the ended session's counts into the totals and marks the link down, unless the
+   * session was handed over to a new connection that is already up.
+   */
+  #endSession({ handedOver }: { handedOver: boolean }): void {
     const feeds = this.#feeds;
     this.#feeds = undefined;
     if (feeds) {
@@ -316,10 +341,16 @@ export class Uplink {
       this.#state.auditSent += feeds.audit.sent;
       this.#state.auditQuarantinedByParent = feeds.audit.quarantinedByParent;
       void this.#options.audit
-        .append({ actor: "node", action: "link.disconnect", target: this.#options.parentSite, result: "ok", details: { reason: this.#state.lastError } })
+        .append({
+          actor: "node",
+          action: "link.disconnect",
+          target: this.#options.parentSite,
+          result: "ok",
+          details: { reason: handedOver ? "handed over to renewed credentials" : this.#state.lastError },
+        })
         .catch(() => undefined);
     }
-    this.#setState("disconnected");
+    if (!handedOver) this.#setState("disconnected");
   }
 
   #setState(state: UplinkState["state"]): void {
@@ -334,4 +365,9 @@ export class Uplink {
     const history: UplinkHistory = { sinceMs: this.#state.sinceMs, lastSyncMs: this.#state.lastSyncMs };
     this.#options.store.section<UplinkHistory>(HISTORY_SECTION).put("parent", history).catch(() => undefined);
   }
+}
+
+/** Resolves once `client`'s channel is connected, by `deadline`. */
+function ready(client: ParentServiceClient, deadline: number): Promise<void> {
+  return new Promise((resolve, reject) => client.waitForReady(deadline, (error) => (error ? reject(error) : resolve())));
 }

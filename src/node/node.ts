@@ -27,6 +27,7 @@ import { DataDir, type NodeConfig } from "./data-dir.ts";
 import { leafOf, readIdentity, type NodeIdentity } from "./identity.ts";
 import { CertificateRenewal, expiredProblem, finishRenewal } from "./renewal.ts";
 import { NodeCertificateProvider } from "../link/certificate-provider.ts";
+import { withTolerantDecoding } from "../link/undecodable.ts";
 import { signCsr } from "../pki/certificates.ts";
 
 /** Options of {@link VmtreeNode.serve}. */
@@ -183,9 +184,9 @@ export class VmtreeNode {
         log: this.log.child("renewal"),
         onRenewed: async () => {
           // The link server presents the new certificate from its next handshake, and the
-          // uplink's next session (started at once) presents it to the parent.
+          // uplink moves to a connection that presents it to the parent.
           await this.#certificates?.reload();
-          this.#uplink?.reconnect();
+          await this.#uplink?.handOver();
         },
       });
       this.#renewal.start();
@@ -206,7 +207,7 @@ export class VmtreeNode {
   async #startLinkServer(): Promise<void> {
     const server = new Server(LINK_SERVER_OPTIONS);
     const caChain = this.identity.caCertChainPem;
-    server.addService(
+    const enrolment = withTolerantDecoding(
       EnrolmentServiceService,
       createEnrolmentService({
         site: this.config.site,
@@ -217,8 +218,9 @@ export class VmtreeNode {
         revocations: this.revocations,
         audit: this.audit,
         log: this.log.child("enrolment"),
-      }),
+      }) as unknown as UntypedServiceImplementation,
     );
+    server.addService(enrolment.definition, enrolment.implementation);
     this.#parentService = createParentService({
       site: this.config.site,
       replica: this.replica,
@@ -234,7 +236,8 @@ export class VmtreeNode {
       }),
       log: this.log.child("children"),
     });
-    server.addService(ParentServiceService, this.#parentService.implementation);
+    const parent = withTolerantDecoding(ParentServiceService, this.#parentService.implementation as unknown as UntypedServiceImplementation);
+    server.addService(parent.definition, parent.implementation);
     this.#linkServer = server;
     const { host, port } = checkListenAddress(this.config.listen);
     const bound = await bindServer(server, this.config.listen, serverCredentials(this.dir, (this.#certificates = new NodeCertificateProvider(this.dir))));

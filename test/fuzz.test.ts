@@ -18,8 +18,8 @@ import { initRoot, joinChild, ok, waitFor, type CameraJson, type TestNode } from
  * with a corrupting mutation, drawn from a seeded PRNG:
  *   VMTREE_FUZZ_SEED=N   replays a run (the seed is printed on every run and failure)
  *   VMTREE_FUZZ_MS=N     fuzzing time, default 12 000 ms (the whole file takes ~20 s)
- * Afterwards kz must still serve, every call must have ended with a status, no corrupt
- * message may have been acknowledged, and kz's stores must verify with kz.ala's inventory
+ * Afterwards kz must still serve, every call must have ended with a status (never INTERNAL
+ * or UNKNOWN), no corrupt message may have been acknowledged, and kz's stores must verify with kz.ala's inventory
  * and kz's policy unchanged.
  */
 
@@ -364,8 +364,13 @@ function joinMessage(rng: Rng): Fuzzed {
   return { method: "/vmtree.v1.EnrolmentService/Join", kind: "unary", messages, corrupt: `join ${JSON.stringify(site.slice(0, 20))} with a bogus token` };
 }
 
+function renewMessage(rng: Rng): Fuzzed {
+  const csr = rng.pick(["", "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", rng.bytes(300).toString("latin1"), "c".repeat(8193), `-----BEGIN CERTIFICATE REQUEST-----\n${rng.bytes(400).toString("base64")}\n-----END CERTIFICATE REQUEST-----\n`]);
+  return { method: "/vmtree.v1.ParentService/RenewCertificate", kind: "unary", messages: [encode([str(1, csr)])], corrupt: `renew with CSR ${JSON.stringify(csr.slice(0, 12))}…` };
+}
+
 const STREAMS = ["/vmtree.v1.ParentService/SyncInventory", "/vmtree.v1.ParentService/SyncAudit", "/vmtree.v1.ParentService/SyncPolicies"];
-const UNARIES = ["/vmtree.v1.ParentService/Hello", "/vmtree.v1.EnrolmentService/Join", "/vmtree.v1.EnrolmentService/GetTrustBundle"];
+const UNARIES = ["/vmtree.v1.ParentService/Hello", "/vmtree.v1.ParentService/RenewCertificate", "/vmtree.v1.EnrolmentService/Join", "/vmtree.v1.EnrolmentService/GetTrustBundle"];
 
 /** Random bytes, or a valid message with random bytes flipped, to any method: no expectation but an end. */
 function randomMessage(rng: Rng, legit: Legit): Fuzzed {
@@ -393,6 +398,7 @@ function generate(rng: Rng, legit: Legit): Fuzzed {
   if (roll < 64) return auditMessage(rng, legit);
   if (roll < 70) return auditChainBreak(rng, legit);
   if (roll < 87) return policyMessage(rng);
+  if (roll < 92) return renewMessage(rng);
   return joinMessage(rng);
 }
 
@@ -437,6 +443,8 @@ describe(`fuzz - hostile messages to every link service of a running node (seed 
   const counts = new Map<string, Map<string, number>>();
   const violations: string[] = [];
   const hung: string[] = [];
+  /** Random messages that turned out valid and were stored (only ever cameras named `fz-…`). */
+  const storedByChance = new Set<string>();
 
   const policySets = async () => (JSON.parse(ok(await kz.cli(["policy", "show", "--json"]))) as { sets: unknown }).sets;
   const childChain = async () => (await kz.auditVerify(CHILD)).chains.find((c) => c.origin === CHILD);
@@ -498,6 +506,8 @@ describe(`fuzz - hostile messages to every link service of a running node (seed 
         counts.set(fuzzed.method, perMethod);
         const where = `${fuzzed.method} (${fuzzed.corrupt ?? "random"}) after ${Date.now() - started} ms: ${status[outcome.code]} ${outcome.details.slice(0, 200)}`;
         if (outcome.code === status.DEADLINE_EXCEEDED) hung.push(`hung: ${where}`);
+        // Bad input is the caller's error, never the node's: no INTERNAL, no UNKNOWN.
+        if (outcome.code === status.INTERNAL || outcome.code === status.UNKNOWN) violations.push(`node failed: ${where}`);
         // Entries of kz.ala's own origin under another epoch are a break of its chain too: the
         // parent acknowledges them with the origin quarantined (docs/AUDIT.md), storing nothing.
         const quarantinedChild = outcome.responses.some((r) => safeDecode(() => SyncAuditResponse.decode(r).quarantined_origins)?.includes(CHILD));
@@ -513,7 +523,10 @@ describe(`fuzz - hostile messages to every link service of a running node (seed 
         if (fuzzed.method.includes("SyncInventory")) {
           for (const r of outcome.responses) {
             for (const cp of safeDecode(() => SyncInventoryResponse.decode(r).checkpoints) ?? []) {
-              if (cp.origin === CHILD && (cp.seq !== legit.seq || cp.epoch !== 1)) violations.push(`stored: ${where}: checkpoint ${JSON.stringify(cp)}`);
+              if (cp.origin !== CHILD || (cp.seq === legit.seq && cp.epoch === 1)) continue;
+              // Mutated bytes can happen to make a valid batch, which kz.ala may well send.
+              if (fuzzed.corrupt === undefined) storedByChance.add(fuzzed.method);
+              else violations.push(`stored: ${where}: checkpoint ${JSON.stringify(cp)}`);
             }
           }
         }
@@ -526,8 +539,10 @@ describe(`fuzz - hostile messages to every link service of a running node (seed 
     expect(calls).toBeGreaterThan(0);
   });
 
-  // This test found that a sync stream refused inside its read loop never sent its status:
-  // leaving `for await` destroyed the server stream first (fixed with eachMessage).
+  // This test found that a sync stream refused inside its read loop never sent its status
+  // (leaving `for await` destroyed the server stream first), that a cancelled stream kept its
+  // place among a child's calls for ever, and that a message grpc-js failed to decode after a
+  // response left the call without a status (all fixed in eachMessage and undecodable.ts).
   it("every call ends with its status before its deadline", () => {
     expect(hung, `seed ${SEED}`).toEqual([]);
   });
@@ -539,7 +554,9 @@ describe(`fuzz - hostile messages to every link service of a running node (seed 
     const log = `${kz.process!.stdout()}\n${kz.process!.stderr()}`;
     expect(log, `seed ${SEED}`).not.toMatch(/unhandled|uncaught|TypeError|RangeError|ReferenceError|heap out of memory/i);
 
-    expect(await kz.cameras(), `seed ${SEED}`).toEqual(before.cameras);
+    const cameras = await kz.cameras();
+    expect(cameras.filter((c) => !c.camera_id.startsWith("fz-")), `seed ${SEED}`).toEqual(before.cameras);
+    if (storedByChance.size === 0) expect(cameras.length, `seed ${SEED}`).toBe(before.cameras.length);
     expect(await policySets(), `seed ${SEED}`).toEqual(before.policy);
     // A chain break sent as kz.ala quarantines its stream (by design); what is stored must still verify.
     const quarantined = (await kz.status()).audit.quarantined.map((q) => q.origin);

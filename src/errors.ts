@@ -15,6 +15,7 @@ export type ErrorCode =
   | "deadline_exceeded"
   | "aborted"
   | "resource_exhausted"
+  | "data_loss"
   | "internal";
 
 export class VmtreeError extends Error {

@@ -15,7 +15,10 @@ import type {
   SyncPoliciesResponse,
   RenewCertificateRequest,
   RenewCertificateResponse,
+  SyncCommandsRequest,
+  SyncCommandsResponse,
 } from "../gen/vmtree/v1/link.ts";
+import type { UploadFragmentRequest, UploadFragmentResponse } from "../gen/vmtree/v1/fragment.ts";
 import { serialOf } from "../pki/certificates.ts";
 import type { Invitations } from "../pki/invitations.ts";
 import type { Revocations } from "../pki/revocations.ts";
@@ -28,6 +31,9 @@ import type { Logger } from "../util/log.ts";
 import type { ChildLinks } from "./child-links.ts";
 import { eachMessage } from "./each-message.ts";
 import { peerIdentity } from "./peer-identity.ts";
+import type { Fragments } from "../transfer/fragments.ts";
+import type { LinkLimits } from "../transfer/link-limits.ts";
+import { serveCommands } from "./command-link.ts";
 import { servePolicies } from "./policy-link.ts";
 import { toServiceError } from "./status.ts";
 
@@ -44,6 +50,8 @@ export interface ParentServiceDeps {
   links: ChildLinks;
   /** Signs a node certificate for `site` from `csrPem`; resolves with it and the chain above it. */
   issueNodeCertificate: (site: string, csrPem: string) => { nodeCert: string; chainPem: string };
+  fragments: Fragments;
+  limits: LinkLimits;
   log: Logger;
 }
 
@@ -85,6 +93,8 @@ type AnyStream = ServerDuplexStream<unknown, unknown>;
  * for a reconnect that overlaps the old session's end, and some room.
  */
 const MAX_CALLS_PER_CHILD = 12;
+/** Fragment uploads one child may have open at once: far more than it sends in parallel. */
+const MAX_UPLOADS_PER_CHILD = 64;
 
 /**
  * The calls a parent serves to its children. Each one first establishes who is
@@ -101,18 +111,20 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
    * Counts a call of `site` until `done` settles; refuses it with RESOURCE_EXHAUSTED past the
    * limit, so that one child (or whoever holds its key) cannot tie up the node.
    */
-  const limitCalls = async <T>(site: string, run: () => Promise<T>): Promise<T> => {
-    const open = callsOpen.get(site) ?? 0;
-    if (open >= MAX_CALLS_PER_CHILD) {
-      throw new VmtreeError("resource_exhausted", `site ${site} has ${open} calls open here, the most one child may have; close some before opening more`);
+  const limitCalls = async <T>(site: string, run: () => Promise<T>, kind: "call" | "upload" = "call"): Promise<T> => {
+    const key = `${kind} ${site}`;
+    const most = kind === "call" ? MAX_CALLS_PER_CHILD : MAX_UPLOADS_PER_CHILD;
+    const open = callsOpen.get(key) ?? 0;
+    if (open >= most) {
+      throw new VmtreeError("resource_exhausted", `site ${site} has ${open} ${kind}s open here, the most one child may have; close some before opening more`);
     }
-    callsOpen.set(site, open + 1);
+    callsOpen.set(key, open + 1);
     try {
       return await run();
     } finally {
-      const left = (callsOpen.get(site) ?? 1) - 1;
-      if (left > 0) callsOpen.set(site, left);
-      else callsOpen.delete(site);
+      const left = (callsOpen.get(key) ?? 1) - 1;
+      if (left > 0) callsOpen.set(key, left);
+      else callsOpen.delete(key);
     }
   };
 
@@ -153,12 +165,14 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
    * on, and ends the call with the refusal's status when it throws. The session is tracked
    * so that shutdown and resyncs can end it.
    */
-  const serveSession = <Req, Res>(method: string, call: ServerDuplexStream<Req, Res>, run: (child: Child) => Promise<void>) => {
+  const serveSession = <Req, Res>(method: string, call: ServerDuplexStream<Req, Res>, run: (child: Child) => Promise<void>, kind: "call" | "upload" = "call") => {
     const entry: Session = { done: Promise.resolve(), endedHere: false };
     const session = (async () => {
       if (closing) throw new VmtreeError("unavailable", `${deps.site} is shutting down`);
       const child = await authorizeChild(call);
       entry.site = child.site;
+      // An upload is not the link: it neither marks the child connected nor counts among its sync calls.
+      if (kind === "upload") return limitCalls(child.site, () => run(child), "upload");
       await limitCalls(child.site, async () => {
         const link = deps.links.open(child.site);
         if (link.connected) await linkEvent(child.site, "link.connect");
@@ -261,6 +275,14 @@ export function createParentService(deps: ParentServiceDeps): ParentService {
 
     syncPolicies(call: ServerDuplexStream<SyncPoliciesRequest, SyncPoliciesResponse>): void {
       serveSession("SyncPolicies", call, (child) => servePolicies(call, child.site, { policies: deps.policies, revocations: deps.revocations, ownAgeMs: deps.policyAgeMs }));
+    },
+
+    syncCommands(call: ServerDuplexStream<SyncCommandsRequest, SyncCommandsResponse>): void {
+      serveSession("SyncCommands", call, (child) => serveCommands(call, child.site, { fragments: deps.fragments, limits: deps.limits }));
+    },
+
+    uploadFragment(call: ServerDuplexStream<UploadFragmentRequest, UploadFragmentResponse>): void {
+      serveSession("UploadFragment", call, (child) => deps.fragments.receiver.serve(call, child.site), "upload");
     },
   };
 

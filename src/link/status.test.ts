@@ -19,6 +19,7 @@ const GRPC_STATUS_BY_CODE: Record<ErrorCode, status> = {
   deadline_exceeded: status.DEADLINE_EXCEEDED,
   aborted: status.ABORTED,
   resource_exhausted: status.RESOURCE_EXHAUSTED,
+  data_loss: status.DATA_LOSS,
   internal: status.INTERNAL,
 };
 const GRPC_STATUS = Object.entries(GRPC_STATUS_BY_CODE) as [ErrorCode, status][];

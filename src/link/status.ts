@@ -13,6 +13,7 @@ const TO_GRPC: Readonly<Record<ErrorCode, status>> = {
   deadline_exceeded: status.DEADLINE_EXCEEDED,
   aborted: status.ABORTED,
   resource_exhausted: status.RESOURCE_EXHAUSTED,
+  data_loss: status.DATA_LOSS,
   internal: status.INTERNAL,
 };
 

@@ -13,6 +13,9 @@ import type { UpstreamAcks } from "../sync/upstream-acks.ts";
 import { Backoff, delay } from "../util/backoff.ts";
 import type { Logger } from "../util/log.ts";
 import { LINK_CLIENT_OPTIONS } from "./grpc-options.ts";
+import type { Fragments } from "../transfer/fragments.ts";
+import type { LinkCap } from "../transfer/link-cap.ts";
+import { followCommands } from "./command-link.ts";
 import { followPolicies, type PolicyFollower } from "./policy-link.ts";
 import { fromServiceError } from "./status.ts";
 import { channelOptionsFor } from "./tls.ts";
@@ -31,6 +34,9 @@ export interface UplinkOptions {
   policies: PolicyStore;
   revocations: Revocations;
   store: NodeStore;
+  /** Fragment uploads and the commands stream; absent in tests of the sync streams alone. */
+  fragments?: Fragments;
+  cap?: LinkCap;
   log: Logger;
   /** Inventory changes per batch; default 500. */
   batchSize?: number;
@@ -198,15 +204,16 @@ export class Uplink {
     this.#endSession({ handedOver: false });
   }
 
-  #newClient(): ParentServiceClient {
+  #newClient(extra: Record<string, number> = {}): ParentServiceClient {
     const { parentSite, address } = this.#options;
-    return new ParentServiceClient(address, this.#options.credentials(), { ...LINK_CLIENT_OPTIONS, ...channelOptionsFor(parentSite) });
+    return new ParentServiceClient(address, this.#options.credentials(), { ...LINK_CLIENT_OPTIONS, ...channelOptionsFor(parentSite), ...extra });
   }
 
   async #session(signal: AbortSignal): Promise<void> {
     const { parentSite, address, log } = this.#options;
     const client = this.#nextClient ?? this.#newClient();
     this.#nextClient = undefined;
+    let transfers: ParentServiceClient | undefined;
     const onAbort = () => client.close();
     signal.addEventListener("abort", onAbort, { once: true });
     const session = new AbortController();
@@ -245,9 +252,19 @@ export class Uplink {
         streamFeed(this.#feeds.inventory, client, { ...options, batchSize: this.#options.batchSize ?? 500 }),
         streamFeed(this.#feeds.audit, client, { ...options, batchSize: this.#options.auditBatchSize ?? DEFAULT_AUDIT_BATCH }),
       ];
+      const { fragments, cap } = this.#options;
+      if (fragments && cap) {
+        streams.push(followCommands(client, { fragments, cap, audit: this.#options.audit, parentSite, log, signal: session.signal }));
+        // Fragments go on a connection of their own: their bytes never queue ahead of the
+        // sync streams' in one TCP send buffer (R-7.1).
+        transfers = this.#newClient({ "grpc.use_local_subchannel_pool": 1 });
+        fragments.attach(transfers);
+      }
       await Promise.race(streams).finally(stop);
       await Promise.all(streams);
     } finally {
+      this.#options.fragments?.attach(undefined);
+      transfers?.close();
       this.#endCurrent = undefined;
       stop();
       await this.#policies?.done.catch(() => undefined);

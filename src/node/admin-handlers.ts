@@ -26,6 +26,13 @@ export const ADMIN_METHODS = [
   "getPolicyStatus",
   "authorize",
   "revoke",
+  "addFragment",
+  "listFragments",
+  "exportFragment",
+  "requestFragments",
+  "listFragmentRequests",
+  "setLinkLimit",
+  "listTransfers",
 ] as const satisfies readonly (keyof AdminServiceServer)[];
 
 /** Binds the admin API to `operations`, acting as `actor`. */
@@ -70,5 +77,12 @@ export function createAdminHandlers(operations: AdminOperations, actor: string):
     getPolicyStatus: () => operations.policyStatus(actor),
     authorize: (request) => operations.authorize(actor, request),
     revoke: async (request) => ({ revocation: await operations.revoke(actor, request.site, request.reason) }),
+    addFragment: (request) => operations.addFragment(actor, request),
+    listFragments: async (request) => ({ fragments: await operations.listFragments(actor, request.site || undefined) }),
+    exportFragment: async (request) => ({ fragment: await operations.exportFragment(actor, request.id, request.out_path) }),
+    requestFragments: async (request) => ({ request: await operations.requestFragments(actor, request) }),
+    listFragmentRequests: async () => ({ requests: await operations.listFragmentRequests(actor) }),
+    setLinkLimit: async (request) => ({ limit: await operations.setLinkLimit(actor, request.site, request.bits_per_second) }),
+    listTransfers: () => operations.listTransfers(),
   };
 }

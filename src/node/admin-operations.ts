@@ -1,6 +1,12 @@
 import type { ChainReport, Quarantine } from "../audit/audit-log.ts";
 import { VmtreeError } from "../errors.ts";
 import type {
+  AddFragmentRequest,
+  AddFragmentResponse,
+  FragmentRequestState,
+  ListTransfersResponse,
+  RequestFragmentsRequest,
+  Transfer,
   ApplyPolicyResponse,
   AuthorizeRequest,
   AuthorizeResponse,
@@ -11,12 +17,13 @@ import type {
   ShowPolicyResponse,
 } from "../gen/vmtree/v1/admin.ts";
 import type { AuditEntry } from "../gen/vmtree/v1/audit.ts";
+import type { Fragment, FragmentRequest, LinkLimit } from "../gen/vmtree/v1/fragment.ts";
 import { isDetailsObject, MAX_DETAILS_DEPTH } from "../audit/validate-entry.ts";
 import { parseInventory } from "../inventory/parse-inventory.ts";
 import { DEFAULT_INVITE_TTL_MS } from "../pki/invitations.ts";
 import type { Revocation } from "../gen/vmtree/v1/link.ts";
 import { MAX_REASON_CHARS } from "../link/policy-link.ts";
-import { assertSiteId, isInSubtree } from "../pki/site-id.ts";
+import { assertSiteId, isInSubtree, parentOf } from "../pki/site-id.ts";
 import type { ImportCounts, SiteCamera } from "../sync/inventory-replica.ts";
 import { lastUplinkHistory } from "../link/uplink.ts";
 import { checkListenAddress } from "./address.ts";
@@ -80,6 +87,81 @@ export class AdminOperations {
       await this.#node.revocations.add([revocation]);
       return revocation;
     }, (revocation) => ({ revoked_ms: revocation.revoked_ms, reason: revocation.reason }));
+  }
+
+  /** Registers a recording of this site (R-6.9); an incident recording goes up at once (R-6.7). */
+  addFragment(actor: string, request: AddFragmentRequest): Promise<AddFragmentResponse> {
+    return this.#audited(actor, "fragment.add", request.camera_id.slice(0, 64), async () => {
+      const { fragment, alreadyPresent } = await this.#node.fragments.add({
+        cameraId: request.camera_id, filePath: request.file_path, startMs: request.start_ms, endMs: request.end_ms, incident: request.incident,
+      });
+      return { fragment, already_present: alreadyPresent };
+    }, (r) => ({ fragment: r.fragment?.id, size: r.fragment?.size, sha256: r.fragment?.sha256, incident: r.fragment?.incident, already_present: r.already_present }));
+  }
+
+  /** The fragments held here, of `site`'s subtree when given. */
+  listFragments(actor: string, site: string | undefined): Promise<Fragment[]> {
+    return this.#audited(actor, "fragment.list", site ?? this.#node.config.site, async () => {
+      if (site !== undefined) assertSiteId(site);
+      return (await this.#node.fragments.list(site)).map((held) => held.fragment);
+    }, (fragments) => ({ fragments: fragments.length }));
+  }
+
+  /** Copies a fragment held here to a file. */
+  exportFragment(actor: string, id: string, outPath: string): Promise<Fragment> {
+    return this.#audited(actor, "fragment.export", id.slice(0, 140), () => this.#node.fragments.export(id, outPath), (fragment) => ({ out: outPath, size: fragment.size, sha256: fragment.sha256 }));
+  }
+
+  /** Records a reasoned request for a subtree site's recordings (R-28) and routes it down. */
+  requestFragments(actor: string, request: RequestFragmentsRequest): Promise<FragmentRequest> {
+    return this.#audited(actor, "fragment.request", request.site.slice(0, 200), () => this.#node.fragments.request(request), (made) => ({
+      request: made.id, camera: made.camera_id, from_ms: made.from_ms, to_ms: made.to_ms, reason: made.reason, requested_by: made.requested_by,
+    }));
+  }
+
+  /** The fragment requests this node made or passed on. */
+  listFragmentRequests(actor: string): Promise<FragmentRequestState[]> {
+    return this.#audited(actor, "fragment.requests", this.#node.config.site, async () =>
+      (await this.#node.fragments.requests.list()).map((r) => ({ request: r.request, state: r.state, outcome: r.outcome, delivered: r.delivered.length })),
+    (states) => ({ requests: states.length }));
+  }
+
+  /** Sets the fragment bandwidth cap of a direct child's link; the child applies it within a second. */
+  setLinkLimit(actor: string, site: string, bitsPerSecond: number): Promise<LinkLimit> {
+    return this.#audited(actor, "link.limit", site, async () => {
+      assertSiteId(site);
+      if (parentOf(site) !== this.#node.config.site || !(await this.#node.invitations.child(site))) {
+        throw new VmtreeError("invalid_argument", `${site} is not an enrolled child of ${this.#node.config.site}; set the cap on its parent`);
+      }
+      if (!Number.isSafeInteger(bitsPerSecond) || bitsPerSecond < 0) throw new VmtreeError("invalid_argument", `bits per second must be a whole number, not ${bitsPerSecond}`);
+      return this.#node.linkLimits.set(site, bitsPerSecond);
+    }, (limit) => ({ bits_per_second: limit.bits_per_second }));
+  }
+
+  /** Transfers to the parent and from children. Not audited: it is polled by `transfers --watch`. */
+  async listTransfers(): Promise<ListTransfersResponse> {
+    const { up, down } = await this.#node.fragments.transfers();
+    const parent = this.#node.config.parent?.site ?? "";
+    const now = Date.now();
+    const transfers: Transfer[] = [
+      ...up.map((job) => ({
+        fragment_id: job.fragmentId, peer: parent, direction: "up", priority: job.priority, state: job.state,
+        bytes_done: job.committed, total: job.total, rate: job.rate,
+        eta_ms: job.rate > 0 ? Math.round(((job.total - job.committed) / job.rate) * 1000) : 0,
+        resent: job.resent, attempts: job.attempts, last_error: job.lastError,
+      })),
+      ...down.map((upload) => {
+        const seconds = (now - upload.startedMs) / 1000;
+        const rate = seconds > 0 ? (upload.committed - upload.startOffset) / seconds : 0;
+        return {
+          fragment_id: upload.fragmentId, peer: upload.from, direction: "down", priority: upload.priority, state: "receiving",
+          bytes_done: upload.committed, total: upload.total, rate, eta_ms: rate > 0 ? Math.round(((upload.total - upload.committed) / rate) * 1000) : 0,
+          resent: 0, attempts: 0, last_error: "",
+        };
+      }),
+    ];
+    const cap = this.#node.linkCap.current();
+    return { transfers, cap_bits_per_second: Number.isFinite(cap.bitsPerSecond) ? cap.bitsPerSecond : 0, cap_source: cap.source };
   }
 
   /** The policy sets in force here. */
@@ -339,7 +421,7 @@ export class AdminOperations {
 
 /** Actor kinds and action groups that only vmtree itself records. */
 const RESERVED_ACTOR_KINDS = new Set(["site", "peer"]);
-const RESERVED_ACTION_GROUPS = new Set(["audit", "call", "enrolment", "inventory", "link", "node", "policy"]);
+const RESERVED_ACTION_GROUPS = new Set(["audit", "call", "enrolment", "fragment", "inventory", "link", "node", "policy"]);
 
 /** Removes the user and password of every URL in `text`, however the URL is cut. */
 export function scrubCredentials(text: string): string {

@@ -2,6 +2,7 @@ import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { VmtreeError } from "../errors.ts";
 import { checkSiteId, parentOf } from "../pki/site-id.ts";
+import { parseBandwidth, parseSchedule } from "../transfer/bandwidth.ts";
 import { checkListenAddress } from "./address.ts";
 
 /** What `node.json` holds: a node's identity and where it listens and dials. */
@@ -21,6 +22,12 @@ export interface NodeConfig {
   advertise?: string;
   /** Days a non-root node keeps audit entries its parent has stored (default 90). */
   auditRetentionDays?: number;
+  /** The cap for fragments on the parent link, like "200Mbit" (bits per second); none when absent. */
+  bandwidth?: string;
+  /** Caps by local time of day, like [{"from": "08:00", "to": "20:00", "bandwidth": "20Mbit"}]; a window's cap replaces `bandwidth`. */
+  bandwidthSchedule?: unknown[];
+  /** Fragments sent to the parent at once (default 8). */
+  transferConcurrency?: number;
   createdAt: string;
 }
 
@@ -44,6 +51,7 @@ export class DataDir {
   get caCertFile(): string { return join(this.tlsDir, "ca.pem"); }
   get caKeyFile(): string { return join(this.tlsDir, "ca.key"); }
   get adminSocket(): string { return join(this.root, "admin.sock"); }
+  get fragmentsDir(): string { return join(this.root, "fragments"); }
 
   /** Creates the directory tree with owner-only permissions. */
   async create(): Promise<void> {
@@ -150,6 +158,24 @@ export function parseNodeConfig(text: string, file: string): NodeConfig {
   const retention = config.auditRetentionDays;
   if (retention !== undefined && (typeof retention !== "number" || !Number.isFinite(retention) || retention <= 0)) {
     field("auditRetentionDays", "a positive number of days", retention);
+  }
+  if (config.bandwidth !== undefined) {
+    try {
+      parseBandwidth(config.bandwidth as string, "bandwidth");
+    } catch (error) {
+      field("bandwidth", "a rate like 200Mbit", config.bandwidth, VmtreeError.from(error).rawMessage);
+    }
+  }
+  if (config.bandwidthSchedule !== undefined) {
+    try {
+      parseSchedule(config.bandwidthSchedule, "bandwidthSchedule");
+    } catch (error) {
+      field("bandwidthSchedule", "a list of {from, to, bandwidth}", config.bandwidthSchedule, VmtreeError.from(error).rawMessage);
+    }
+  }
+  const concurrency = config.transferConcurrency;
+  if (concurrency !== undefined && (typeof concurrency !== "number" || !Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 64)) {
+    field("transferConcurrency", "an integer from 1 to 64", concurrency);
   }
   return config as unknown as NodeConfig;
 }

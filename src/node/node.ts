@@ -28,6 +28,11 @@ import { leafOf, readIdentity, type NodeIdentity } from "./identity.ts";
 import { CertificateRenewal, expiredProblem, finishRenewal } from "./renewal.ts";
 import { NodeCertificateProvider } from "../link/certificate-provider.ts";
 import { withTolerantDecoding } from "../link/undecodable.ts";
+import { parseBandwidth, parseSchedule } from "../transfer/bandwidth.ts";
+import { Fragments } from "../transfer/fragments.ts";
+import { LinkCap } from "../transfer/link-cap.ts";
+import { LinkLimits } from "../transfer/link-limits.ts";
+import { RateLimiter } from "../transfer/rate-limiter.ts";
 import { signCsr } from "../pki/certificates.ts";
 
 /** Options of {@link VmtreeNode.serve}. */
@@ -46,6 +51,7 @@ const ADMIN_DRAIN_MS = 30_000;
 /** After the drain: how long abandoned calls get to report back before they are cancelled. */
 const ADMIN_ABANDON_GRACE_MS = 5_000;
 const AUDIT_SWEEP_INTERVAL_MS = 60 * 60 * 1000;
+const DEFAULT_TRANSFER_CONCURRENCY = 8;
 
 /**
  * One vmtree node on its data directory. `open` gives the local operations (what
@@ -65,6 +71,12 @@ export class VmtreeNode {
   readonly acks: UpstreamAcks;
   readonly audit: AuditLog;
   readonly policies: PolicyStore;
+  /** Every fragment byte on the parent link passes this one limiter (DESIGN.md invariant 7). */
+  readonly limiter: RateLimiter;
+  readonly linkCap: LinkCap;
+  /** The caps this node set for its children's links. */
+  readonly linkLimits: LinkLimits;
+  readonly fragments: Fragments;
   readonly operations: AdminOperations;
   readonly log: Logger;
   readonly startedMs = Date.now();
@@ -101,8 +113,28 @@ export class VmtreeNode {
         get nodeCertChainPem() { return identity.nodeCertChainPem; },
       },
     });
-    this.operations = new AdminOperations(this);
     this.log = log;
+    this.limiter = new RateLimiter({ bitsPerSecond: Infinity });
+    this.linkCap = new LinkCap({
+      limiter: this.limiter,
+      store,
+      configured: config.bandwidth === undefined ? undefined : parseBandwidth(config.bandwidth),
+      schedule: config.bandwidthSchedule === undefined ? undefined : parseSchedule(config.bandwidthSchedule, "bandwidthSchedule"),
+      log: log.child("transfers"),
+    });
+    this.linkLimits = new LinkLimits(store);
+    this.fragments = new Fragments({
+      site: config.site,
+      parentSite: config.parent?.site,
+      store,
+      dir: dir.fragmentsDir,
+      audit: this.audit,
+      log: log.child("fragments"),
+      limiter: this.limiter,
+      concurrency: config.transferConcurrency ?? DEFAULT_TRANSFER_CONCURRENCY,
+      isChild: async (site) => (await this.invitations.child(site)) !== undefined,
+    });
+    this.operations = new AdminOperations(this);
     this.#listen = config.listen;
   }
 
@@ -144,6 +176,8 @@ export class VmtreeNode {
     if (options.adminDrainMs !== undefined) this.#adminDrainMs = options.adminDrainMs;
     await this.audit.append({ actor: "node", action: "node.start", target: this.config.site, result: "ok", details: { pid: process.pid } });
     await this.links.load((await this.invitations.children()).map((child) => child.site));
+    await this.fragments.open();
+    await this.linkCap.start();
     await this.#startLinkServer();
     await this.#startAdminServer();
     if (this.config.parent) {
@@ -170,6 +204,8 @@ export class VmtreeNode {
         policies: this.policies,
         revocations: this.revocations,
         store: this.store,
+        fragments: this.fragments,
+        cap: this.linkCap,
         log: this.log.child("uplink"),
       });
       this.#uplink.start();
@@ -192,10 +228,21 @@ export class VmtreeNode {
       this.#renewal.start();
     }
     this.#sweeper = setInterval(() => void this.#sweep(), AUDIT_SWEEP_INTERVAL_MS);
+    void this.#sweepFragments();
+  }
+
+  /** Applies fragment and request retention (R-13, R-30); a failure is logged and retried at the next sweep. */
+  async #sweepFragments(): Promise<void> {
+    try {
+      await this.fragments.sweep();
+    } catch (error) {
+      this.log.warn("fragment retention sweep failed", { reason: VmtreeError.from(error).message });
+    }
   }
 
   /** Applies audit retention; a failure is logged and retried at the next sweep. */
   async #sweep(): Promise<void> {
+    await this.#sweepFragments();
     try {
       const deleted = await this.operations.pruneAudit("node");
       if (deleted > 0) this.log.info("audit entries past retention deleted", { deleted });
@@ -234,6 +281,8 @@ export class VmtreeNode {
         nodeCert: signCsr(csrPem, site, "node", { certPem: leafOf(caChain), privateKeyPem: this.identity.caKeyPem }),
         chainPem: caChain,
       }),
+      fragments: this.fragments,
+      limits: this.linkLimits,
       log: this.log.child("children"),
     });
     const parent = withTolerantDecoding(ParentServiceService, this.#parentService.implementation as unknown as UntypedServiceImplementation);
@@ -322,6 +371,9 @@ export class VmtreeNode {
       const admin = this.#adminServer && this.#stopAdminServer(this.#adminServer);
       await this.#renewal?.close();
       await this.#uplink?.close();
+      await this.fragments.close();
+      this.linkCap.close();
+      this.limiter.close();
       await this.#parentService?.closeSessions();
       await Promise.allSettled([this.#linkServer && shutdownServer(this.#linkServer, SHUTDOWN_GRACE_MS), admin]);
       // A call cancelled past every bound may still be running; the store waits for it.

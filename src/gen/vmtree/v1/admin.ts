@@ -19,6 +19,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { AuditEntry } from "./audit.js";
+import { Fragment, FragmentRequest, FragmentRequestOutcome, LinkLimit } from "./fragment.js";
 import { Camera } from "./inventory.js";
 import { Revocation } from "./link.js";
 import { PolicySet, PolicyVersion } from "./policy.js";
@@ -305,6 +306,118 @@ export interface RevokeRequest {
 
 export interface RevokeResponse {
   revocation: Revocation | undefined;
+}
+
+export interface AddFragmentRequest {
+  camera_id: string;
+  /** Absolute path of the recording, readable by the node. */
+  file_path: string;
+  start_ms: number;
+  end_ms: number;
+  incident: boolean;
+}
+
+export interface AddFragmentResponse {
+  fragment:
+    | Fragment
+    | undefined;
+  /** The same recording was registered before; nothing changed. */
+  already_present: boolean;
+}
+
+export interface ListFragmentsRequest {
+  /** Only fragments recorded by this site or its subtree; empty for all. */
+  site: string;
+}
+
+export interface ListFragmentsResponse {
+  fragments: Fragment[];
+}
+
+export interface ExportFragmentRequest {
+  id: string;
+  /** Absolute path of the file to write; it must not exist. */
+  out_path: string;
+}
+
+export interface ExportFragmentResponse {
+  fragment: Fragment | undefined;
+}
+
+export interface RequestFragmentsRequest {
+  site: string;
+  camera_id: string;
+  from_ms: number;
+  to_ms: number;
+  reason: string;
+  requested_by: string;
+}
+
+export interface RequestFragmentsResponse {
+  request: FragmentRequest | undefined;
+}
+
+export interface ListFragmentRequestsRequest {
+}
+
+export interface FragmentRequestState {
+  request:
+    | FragmentRequest
+    | undefined;
+  /** "pending" (not yet answered), "found", "not_found", or "delivered" (every fragment found is held here). */
+  state: string;
+  outcome:
+    | FragmentRequestOutcome
+    | undefined;
+  /** Fragments of the outcome held here. */
+  delivered: number;
+}
+
+export interface ListFragmentRequestsResponse {
+  requests: FragmentRequestState[];
+}
+
+export interface SetLinkLimitRequest {
+  /** A direct child. */
+  site: string;
+  /** Bits per second; 0 lifts the cap. */
+  bits_per_second: number;
+}
+
+export interface SetLinkLimitResponse {
+  limit: LinkLimit | undefined;
+}
+
+export interface ListTransfersRequest {
+}
+
+export interface Transfer {
+  fragment_id: string;
+  /** The other end: the parent for uploads, a child for downloads. */
+  peer: string;
+  /** "up" (this node sends) or "down" (this node receives). */
+  direction: string;
+  priority: string;
+  /** "queued", "sending", "waiting" (link down), "done" or "failed". */
+  state: string;
+  bytes_done: number;
+  total: number;
+  /** Bytes per second over the last seconds. */
+  rate: number;
+  /** Estimated milliseconds to completion; 0 when unknown. */
+  eta_ms: number;
+  /** Bytes sent more than once (resumed attempts), chunk payloads only. */
+  resent: number;
+  attempts: number;
+  last_error: string;
+}
+
+export interface ListTransfersResponse {
+  transfers: Transfer[];
+  /** The cap in force on the parent link, bits per second; 0 when none. */
+  cap_bits_per_second: number;
+  /** Where the cap comes from: "config", "schedule", "parent" or "none". */
+  cap_source: string;
 }
 
 function createBaseGetStatusRequest(): GetStatusRequest {
@@ -3807,6 +3920,1433 @@ export const RevokeResponse: MessageFns<RevokeResponse> = {
   },
 };
 
+function createBaseAddFragmentRequest(): AddFragmentRequest {
+  return { camera_id: "", file_path: "", start_ms: 0, end_ms: 0, incident: false };
+}
+
+export const AddFragmentRequest: MessageFns<AddFragmentRequest> = {
+  encode(message: AddFragmentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.camera_id !== "") {
+      writer.uint32(10).string(message.camera_id);
+    }
+    if (message.file_path !== "") {
+      writer.uint32(18).string(message.file_path);
+    }
+    if (message.start_ms !== 0) {
+      writer.uint32(24).int64(message.start_ms);
+    }
+    if (message.end_ms !== 0) {
+      writer.uint32(32).int64(message.end_ms);
+    }
+    if (message.incident !== false) {
+      writer.uint32(40).bool(message.incident);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddFragmentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddFragmentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.camera_id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.file_path = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.start_ms = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.end_ms = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.incident = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AddFragmentRequest {
+    return {
+      camera_id: isSet(object.cameraId)
+        ? globalThis.String(object.cameraId)
+        : isSet(object.camera_id)
+        ? globalThis.String(object.camera_id)
+        : "",
+      file_path: isSet(object.filePath)
+        ? globalThis.String(object.filePath)
+        : isSet(object.file_path)
+        ? globalThis.String(object.file_path)
+        : "",
+      start_ms: isSet(object.startMs)
+        ? globalThis.Number(object.startMs)
+        : isSet(object.start_ms)
+        ? globalThis.Number(object.start_ms)
+        : 0,
+      end_ms: isSet(object.endMs)
+        ? globalThis.Number(object.endMs)
+        : isSet(object.end_ms)
+        ? globalThis.Number(object.end_ms)
+        : 0,
+      incident: isSet(object.incident) ? globalThis.Boolean(object.incident) : false,
+    };
+  },
+
+  toJSON(message: AddFragmentRequest): unknown {
+    const obj: any = {};
+    if (message.camera_id !== "") {
+      obj.cameraId = message.camera_id;
+    }
+    if (message.file_path !== "") {
+      obj.filePath = message.file_path;
+    }
+    if (message.start_ms !== 0) {
+      obj.startMs = Math.round(message.start_ms);
+    }
+    if (message.end_ms !== 0) {
+      obj.endMs = Math.round(message.end_ms);
+    }
+    if (message.incident !== false) {
+      obj.incident = message.incident;
+    }
+    return obj;
+  },
+};
+
+function createBaseAddFragmentResponse(): AddFragmentResponse {
+  return { fragment: undefined, already_present: false };
+}
+
+export const AddFragmentResponse: MessageFns<AddFragmentResponse> = {
+  encode(message: AddFragmentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fragment !== undefined) {
+      Fragment.encode(message.fragment, writer.uint32(10).fork()).join();
+    }
+    if (message.already_present !== false) {
+      writer.uint32(16).bool(message.already_present);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddFragmentResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddFragmentResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.fragment = Fragment.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.already_present = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AddFragmentResponse {
+    return {
+      fragment: isSet(object.fragment) ? Fragment.fromJSON(object.fragment) : undefined,
+      already_present: isSet(object.alreadyPresent)
+        ? globalThis.Boolean(object.alreadyPresent)
+        : isSet(object.already_present)
+        ? globalThis.Boolean(object.already_present)
+        : false,
+    };
+  },
+
+  toJSON(message: AddFragmentResponse): unknown {
+    const obj: any = {};
+    if (message.fragment !== undefined) {
+      obj.fragment = Fragment.toJSON(message.fragment);
+    }
+    if (message.already_present !== false) {
+      obj.alreadyPresent = message.already_present;
+    }
+    return obj;
+  },
+};
+
+function createBaseListFragmentsRequest(): ListFragmentsRequest {
+  return { site: "" };
+}
+
+export const ListFragmentsRequest: MessageFns<ListFragmentsRequest> = {
+  encode(message: ListFragmentsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.site !== "") {
+      writer.uint32(10).string(message.site);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListFragmentsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListFragmentsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.site = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListFragmentsRequest {
+    return { site: isSet(object.site) ? globalThis.String(object.site) : "" };
+  },
+
+  toJSON(message: ListFragmentsRequest): unknown {
+    const obj: any = {};
+    if (message.site !== "") {
+      obj.site = message.site;
+    }
+    return obj;
+  },
+};
+
+function createBaseListFragmentsResponse(): ListFragmentsResponse {
+  return { fragments: [] };
+}
+
+export const ListFragmentsResponse: MessageFns<ListFragmentsResponse> = {
+  encode(message: ListFragmentsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.fragments) {
+      Fragment.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListFragmentsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListFragmentsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.fragments.push(Fragment.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListFragmentsResponse {
+    return {
+      fragments: globalThis.Array.isArray(object?.fragments)
+        ? object.fragments.map((e: any) => Fragment.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListFragmentsResponse): unknown {
+    const obj: any = {};
+    if (message.fragments?.length) {
+      obj.fragments = message.fragments.map((e) => Fragment.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseExportFragmentRequest(): ExportFragmentRequest {
+  return { id: "", out_path: "" };
+}
+
+export const ExportFragmentRequest: MessageFns<ExportFragmentRequest> = {
+  encode(message: ExportFragmentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.out_path !== "") {
+      writer.uint32(18).string(message.out_path);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExportFragmentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExportFragmentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.out_path = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExportFragmentRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      out_path: isSet(object.outPath)
+        ? globalThis.String(object.outPath)
+        : isSet(object.out_path)
+        ? globalThis.String(object.out_path)
+        : "",
+    };
+  },
+
+  toJSON(message: ExportFragmentRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.out_path !== "") {
+      obj.outPath = message.out_path;
+    }
+    return obj;
+  },
+};
+
+function createBaseExportFragmentResponse(): ExportFragmentResponse {
+  return { fragment: undefined };
+}
+
+export const ExportFragmentResponse: MessageFns<ExportFragmentResponse> = {
+  encode(message: ExportFragmentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fragment !== undefined) {
+      Fragment.encode(message.fragment, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExportFragmentResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExportFragmentResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.fragment = Fragment.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExportFragmentResponse {
+    return { fragment: isSet(object.fragment) ? Fragment.fromJSON(object.fragment) : undefined };
+  },
+
+  toJSON(message: ExportFragmentResponse): unknown {
+    const obj: any = {};
+    if (message.fragment !== undefined) {
+      obj.fragment = Fragment.toJSON(message.fragment);
+    }
+    return obj;
+  },
+};
+
+function createBaseRequestFragmentsRequest(): RequestFragmentsRequest {
+  return { site: "", camera_id: "", from_ms: 0, to_ms: 0, reason: "", requested_by: "" };
+}
+
+export const RequestFragmentsRequest: MessageFns<RequestFragmentsRequest> = {
+  encode(message: RequestFragmentsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.site !== "") {
+      writer.uint32(10).string(message.site);
+    }
+    if (message.camera_id !== "") {
+      writer.uint32(18).string(message.camera_id);
+    }
+    if (message.from_ms !== 0) {
+      writer.uint32(24).int64(message.from_ms);
+    }
+    if (message.to_ms !== 0) {
+      writer.uint32(32).int64(message.to_ms);
+    }
+    if (message.reason !== "") {
+      writer.uint32(42).string(message.reason);
+    }
+    if (message.requested_by !== "") {
+      writer.uint32(50).string(message.requested_by);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RequestFragmentsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRequestFragmentsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.site = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.camera_id = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.from_ms = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.to_ms = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.requested_by = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RequestFragmentsRequest {
+    return {
+      site: isSet(object.site) ? globalThis.String(object.site) : "",
+      camera_id: isSet(object.cameraId)
+        ? globalThis.String(object.cameraId)
+        : isSet(object.camera_id)
+        ? globalThis.String(object.camera_id)
+        : "",
+      from_ms: isSet(object.fromMs)
+        ? globalThis.Number(object.fromMs)
+        : isSet(object.from_ms)
+        ? globalThis.Number(object.from_ms)
+        : 0,
+      to_ms: isSet(object.toMs)
+        ? globalThis.Number(object.toMs)
+        : isSet(object.to_ms)
+        ? globalThis.Number(object.to_ms)
+        : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      requested_by: isSet(object.requestedBy)
+        ? globalThis.String(object.requestedBy)
+        : isSet(object.requested_by)
+        ? globalThis.String(object.requested_by)
+        : "",
+    };
+  },
+
+  toJSON(message: RequestFragmentsRequest): unknown {
+    const obj: any = {};
+    if (message.site !== "") {
+      obj.site = message.site;
+    }
+    if (message.camera_id !== "") {
+      obj.cameraId = message.camera_id;
+    }
+    if (message.from_ms !== 0) {
+      obj.fromMs = Math.round(message.from_ms);
+    }
+    if (message.to_ms !== 0) {
+      obj.toMs = Math.round(message.to_ms);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.requested_by !== "") {
+      obj.requestedBy = message.requested_by;
+    }
+    return obj;
+  },
+};
+
+function createBaseRequestFragmentsResponse(): RequestFragmentsResponse {
+  return { request: undefined };
+}
+
+export const RequestFragmentsResponse: MessageFns<RequestFragmentsResponse> = {
+  encode(message: RequestFragmentsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.request !== undefined) {
+      FragmentRequest.encode(message.request, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RequestFragmentsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRequestFragmentsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.request = FragmentRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RequestFragmentsResponse {
+    return { request: isSet(object.request) ? FragmentRequest.fromJSON(object.request) : undefined };
+  },
+
+  toJSON(message: RequestFragmentsResponse): unknown {
+    const obj: any = {};
+    if (message.request !== undefined) {
+      obj.request = FragmentRequest.toJSON(message.request);
+    }
+    return obj;
+  },
+};
+
+function createBaseListFragmentRequestsRequest(): ListFragmentRequestsRequest {
+  return {};
+}
+
+export const ListFragmentRequestsRequest: MessageFns<ListFragmentRequestsRequest> = {
+  encode(_: ListFragmentRequestsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListFragmentRequestsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListFragmentRequestsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListFragmentRequestsRequest {
+    return {};
+  },
+
+  toJSON(_: ListFragmentRequestsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+};
+
+function createBaseFragmentRequestState(): FragmentRequestState {
+  return { request: undefined, state: "", outcome: undefined, delivered: 0 };
+}
+
+export const FragmentRequestState: MessageFns<FragmentRequestState> = {
+  encode(message: FragmentRequestState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.request !== undefined) {
+      FragmentRequest.encode(message.request, writer.uint32(10).fork()).join();
+    }
+    if (message.state !== "") {
+      writer.uint32(18).string(message.state);
+    }
+    if (message.outcome !== undefined) {
+      FragmentRequestOutcome.encode(message.outcome, writer.uint32(26).fork()).join();
+    }
+    if (message.delivered !== 0) {
+      writer.uint32(32).uint32(message.delivered);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FragmentRequestState {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFragmentRequestState();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.request = FragmentRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.outcome = FragmentRequestOutcome.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.delivered = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FragmentRequestState {
+    return {
+      request: isSet(object.request) ? FragmentRequest.fromJSON(object.request) : undefined,
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      outcome: isSet(object.outcome) ? FragmentRequestOutcome.fromJSON(object.outcome) : undefined,
+      delivered: isSet(object.delivered) ? globalThis.Number(object.delivered) : 0,
+    };
+  },
+
+  toJSON(message: FragmentRequestState): unknown {
+    const obj: any = {};
+    if (message.request !== undefined) {
+      obj.request = FragmentRequest.toJSON(message.request);
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.outcome !== undefined) {
+      obj.outcome = FragmentRequestOutcome.toJSON(message.outcome);
+    }
+    if (message.delivered !== 0) {
+      obj.delivered = Math.round(message.delivered);
+    }
+    return obj;
+  },
+};
+
+function createBaseListFragmentRequestsResponse(): ListFragmentRequestsResponse {
+  return { requests: [] };
+}
+
+export const ListFragmentRequestsResponse: MessageFns<ListFragmentRequestsResponse> = {
+  encode(message: ListFragmentRequestsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.requests) {
+      FragmentRequestState.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListFragmentRequestsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListFragmentRequestsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requests.push(FragmentRequestState.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListFragmentRequestsResponse {
+    return {
+      requests: globalThis.Array.isArray(object?.requests)
+        ? object.requests.map((e: any) => FragmentRequestState.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListFragmentRequestsResponse): unknown {
+    const obj: any = {};
+    if (message.requests?.length) {
+      obj.requests = message.requests.map((e) => FragmentRequestState.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseSetLinkLimitRequest(): SetLinkLimitRequest {
+  return { site: "", bits_per_second: 0 };
+}
+
+export const SetLinkLimitRequest: MessageFns<SetLinkLimitRequest> = {
+  encode(message: SetLinkLimitRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.site !== "") {
+      writer.uint32(10).string(message.site);
+    }
+    if (message.bits_per_second !== 0) {
+      writer.uint32(16).uint64(message.bits_per_second);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetLinkLimitRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetLinkLimitRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.site = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.bits_per_second = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetLinkLimitRequest {
+    return {
+      site: isSet(object.site) ? globalThis.String(object.site) : "",
+      bits_per_second: isSet(object.bitsPerSecond)
+        ? globalThis.Number(object.bitsPerSecond)
+        : isSet(object.bits_per_second)
+        ? globalThis.Number(object.bits_per_second)
+        : 0,
+    };
+  },
+
+  toJSON(message: SetLinkLimitRequest): unknown {
+    const obj: any = {};
+    if (message.site !== "") {
+      obj.site = message.site;
+    }
+    if (message.bits_per_second !== 0) {
+      obj.bitsPerSecond = Math.round(message.bits_per_second);
+    }
+    return obj;
+  },
+};
+
+function createBaseSetLinkLimitResponse(): SetLinkLimitResponse {
+  return { limit: undefined };
+}
+
+export const SetLinkLimitResponse: MessageFns<SetLinkLimitResponse> = {
+  encode(message: SetLinkLimitResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.limit !== undefined) {
+      LinkLimit.encode(message.limit, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetLinkLimitResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetLinkLimitResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.limit = LinkLimit.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetLinkLimitResponse {
+    return { limit: isSet(object.limit) ? LinkLimit.fromJSON(object.limit) : undefined };
+  },
+
+  toJSON(message: SetLinkLimitResponse): unknown {
+    const obj: any = {};
+    if (message.limit !== undefined) {
+      obj.limit = LinkLimit.toJSON(message.limit);
+    }
+    return obj;
+  },
+};
+
+function createBaseListTransfersRequest(): ListTransfersRequest {
+  return {};
+}
+
+export const ListTransfersRequest: MessageFns<ListTransfersRequest> = {
+  encode(_: ListTransfersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListTransfersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListTransfersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListTransfersRequest {
+    return {};
+  },
+
+  toJSON(_: ListTransfersRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+};
+
+function createBaseTransfer(): Transfer {
+  return {
+    fragment_id: "",
+    peer: "",
+    direction: "",
+    priority: "",
+    state: "",
+    bytes_done: 0,
+    total: 0,
+    rate: 0,
+    eta_ms: 0,
+    resent: 0,
+    attempts: 0,
+    last_error: "",
+  };
+}
+
+export const Transfer: MessageFns<Transfer> = {
+  encode(message: Transfer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fragment_id !== "") {
+      writer.uint32(10).string(message.fragment_id);
+    }
+    if (message.peer !== "") {
+      writer.uint32(18).string(message.peer);
+    }
+    if (message.direction !== "") {
+      writer.uint32(26).string(message.direction);
+    }
+    if (message.priority !== "") {
+      writer.uint32(34).string(message.priority);
+    }
+    if (message.state !== "") {
+      writer.uint32(42).string(message.state);
+    }
+    if (message.bytes_done !== 0) {
+      writer.uint32(48).uint64(message.bytes_done);
+    }
+    if (message.total !== 0) {
+      writer.uint32(56).uint64(message.total);
+    }
+    if (message.rate !== 0) {
+      writer.uint32(65).double(message.rate);
+    }
+    if (message.eta_ms !== 0) {
+      writer.uint32(72).int64(message.eta_ms);
+    }
+    if (message.resent !== 0) {
+      writer.uint32(80).uint64(message.resent);
+    }
+    if (message.attempts !== 0) {
+      writer.uint32(88).uint32(message.attempts);
+    }
+    if (message.last_error !== "") {
+      writer.uint32(98).string(message.last_error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Transfer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTransfer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.fragment_id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.peer = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.direction = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.priority = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.bytes_done = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.total = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.rate = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.eta_ms = longToNumber(reader.int64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.resent = longToNumber(reader.uint64());
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.attempts = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.last_error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Transfer {
+    return {
+      fragment_id: isSet(object.fragmentId)
+        ? globalThis.String(object.fragmentId)
+        : isSet(object.fragment_id)
+        ? globalThis.String(object.fragment_id)
+        : "",
+      peer: isSet(object.peer) ? globalThis.String(object.peer) : "",
+      direction: isSet(object.direction) ? globalThis.String(object.direction) : "",
+      priority: isSet(object.priority) ? globalThis.String(object.priority) : "",
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      bytes_done: isSet(object.bytesDone)
+        ? globalThis.Number(object.bytesDone)
+        : isSet(object.bytes_done)
+        ? globalThis.Number(object.bytes_done)
+        : 0,
+      total: isSet(object.total) ? globalThis.Number(object.total) : 0,
+      rate: isSet(object.rate) ? globalThis.Number(object.rate) : 0,
+      eta_ms: isSet(object.etaMs)
+        ? globalThis.Number(object.etaMs)
+        : isSet(object.eta_ms)
+        ? globalThis.Number(object.eta_ms)
+        : 0,
+      resent: isSet(object.resent) ? globalThis.Number(object.resent) : 0,
+      attempts: isSet(object.attempts) ? globalThis.Number(object.attempts) : 0,
+      last_error: isSet(object.lastError)
+        ? globalThis.String(object.lastError)
+        : isSet(object.last_error)
+        ? globalThis.String(object.last_error)
+        : "",
+    };
+  },
+
+  toJSON(message: Transfer): unknown {
+    const obj: any = {};
+    if (message.fragment_id !== "") {
+      obj.fragmentId = message.fragment_id;
+    }
+    if (message.peer !== "") {
+      obj.peer = message.peer;
+    }
+    if (message.direction !== "") {
+      obj.direction = message.direction;
+    }
+    if (message.priority !== "") {
+      obj.priority = message.priority;
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.bytes_done !== 0) {
+      obj.bytesDone = Math.round(message.bytes_done);
+    }
+    if (message.total !== 0) {
+      obj.total = Math.round(message.total);
+    }
+    if (message.rate !== 0) {
+      obj.rate = floatToJson(message.rate);
+    }
+    if (message.eta_ms !== 0) {
+      obj.etaMs = Math.round(message.eta_ms);
+    }
+    if (message.resent !== 0) {
+      obj.resent = Math.round(message.resent);
+    }
+    if (message.attempts !== 0) {
+      obj.attempts = Math.round(message.attempts);
+    }
+    if (message.last_error !== "") {
+      obj.lastError = message.last_error;
+    }
+    return obj;
+  },
+};
+
+function createBaseListTransfersResponse(): ListTransfersResponse {
+  return { transfers: [], cap_bits_per_second: 0, cap_source: "" };
+}
+
+export const ListTransfersResponse: MessageFns<ListTransfersResponse> = {
+  encode(message: ListTransfersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.transfers) {
+      Transfer.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.cap_bits_per_second !== 0) {
+      writer.uint32(16).uint64(message.cap_bits_per_second);
+    }
+    if (message.cap_source !== "") {
+      writer.uint32(26).string(message.cap_source);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListTransfersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListTransfersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.transfers.push(Transfer.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.cap_bits_per_second = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cap_source = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListTransfersResponse {
+    return {
+      transfers: globalThis.Array.isArray(object?.transfers)
+        ? object.transfers.map((e: any) => Transfer.fromJSON(e))
+        : [],
+      cap_bits_per_second: isSet(object.capBitsPerSecond)
+        ? globalThis.Number(object.capBitsPerSecond)
+        : isSet(object.cap_bits_per_second)
+        ? globalThis.Number(object.cap_bits_per_second)
+        : 0,
+      cap_source: isSet(object.capSource)
+        ? globalThis.String(object.capSource)
+        : isSet(object.cap_source)
+        ? globalThis.String(object.cap_source)
+        : "",
+    };
+  },
+
+  toJSON(message: ListTransfersResponse): unknown {
+    const obj: any = {};
+    if (message.transfers?.length) {
+      obj.transfers = message.transfers.map((e) => Transfer.toJSON(e));
+    }
+    if (message.cap_bits_per_second !== 0) {
+      obj.capBitsPerSecond = Math.round(message.cap_bits_per_second);
+    }
+    if (message.cap_source !== "") {
+      obj.capSource = message.cap_source;
+    }
+    return obj;
+  },
+};
+
 /**
  * The local administration API of a running node, served on a unix socket inside
  * the node's data directory; file permissions decide who may use it. The vmtree
@@ -3972,6 +5512,88 @@ export const AdminServiceService = {
     responseSerialize: (value: RevokeResponse): Buffer => Buffer.from(RevokeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RevokeResponse => RevokeResponse.decode(value),
   },
+  /**
+   * Registers a recording of this site: the file is linked (or copied) into the node's
+   * archive, and its size and SHA-256 are recorded. Incident recordings go up at once.
+   */
+  addFragment: {
+    path: "/vmtree.v1.AdminService/AddFragment" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AddFragmentRequest): Buffer => Buffer.from(AddFragmentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AddFragmentRequest => AddFragmentRequest.decode(value),
+    responseSerialize: (value: AddFragmentResponse): Buffer => Buffer.from(AddFragmentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AddFragmentResponse => AddFragmentResponse.decode(value),
+  },
+  /** The fragments held here: this site's own and copies received from the subtree. */
+  listFragments: {
+    path: "/vmtree.v1.AdminService/ListFragments" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListFragmentsRequest): Buffer => Buffer.from(ListFragmentsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListFragmentsRequest => ListFragmentsRequest.decode(value),
+    responseSerialize: (value: ListFragmentsResponse): Buffer =>
+      Buffer.from(ListFragmentsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListFragmentsResponse => ListFragmentsResponse.decode(value),
+  },
+  /** Copies a fragment held here to a file, checked against its SHA-256. */
+  exportFragment: {
+    path: "/vmtree.v1.AdminService/ExportFragment" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ExportFragmentRequest): Buffer =>
+      Buffer.from(ExportFragmentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ExportFragmentRequest => ExportFragmentRequest.decode(value),
+    responseSerialize: (value: ExportFragmentResponse): Buffer =>
+      Buffer.from(ExportFragmentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ExportFragmentResponse => ExportFragmentResponse.decode(value),
+  },
+  /** Records a reasoned request for a subtree site's recordings and routes it down. */
+  requestFragments: {
+    path: "/vmtree.v1.AdminService/RequestFragments" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RequestFragmentsRequest): Buffer =>
+      Buffer.from(RequestFragmentsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RequestFragmentsRequest => RequestFragmentsRequest.decode(value),
+    responseSerialize: (value: RequestFragmentsResponse): Buffer =>
+      Buffer.from(RequestFragmentsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RequestFragmentsResponse => RequestFragmentsResponse.decode(value),
+  },
+  /** The fragment requests this node made or passed on, with their outcomes. */
+  listFragmentRequests: {
+    path: "/vmtree.v1.AdminService/ListFragmentRequests" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListFragmentRequestsRequest): Buffer =>
+      Buffer.from(ListFragmentRequestsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListFragmentRequestsRequest => ListFragmentRequestsRequest.decode(value),
+    responseSerialize: (value: ListFragmentRequestsResponse): Buffer =>
+      Buffer.from(ListFragmentRequestsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListFragmentRequestsResponse => ListFragmentRequestsResponse.decode(value),
+  },
+  /** Sets the bandwidth cap for fragments on a direct child's link; the child applies it. */
+  setLinkLimit: {
+    path: "/vmtree.v1.AdminService/SetLinkLimit" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetLinkLimitRequest): Buffer => Buffer.from(SetLinkLimitRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetLinkLimitRequest => SetLinkLimitRequest.decode(value),
+    responseSerialize: (value: SetLinkLimitResponse): Buffer =>
+      Buffer.from(SetLinkLimitResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetLinkLimitResponse => SetLinkLimitResponse.decode(value),
+  },
+  /** Fragment transfers to the parent and from children: progress, rate, state. */
+  listTransfers: {
+    path: "/vmtree.v1.AdminService/ListTransfers" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListTransfersRequest): Buffer => Buffer.from(ListTransfersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListTransfersRequest => ListTransfersRequest.decode(value),
+    responseSerialize: (value: ListTransfersResponse): Buffer =>
+      Buffer.from(ListTransfersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListTransfersResponse => ListTransfersResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -4014,6 +5636,23 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
    * open links with it close, and it can join again only with a new invitation.
    */
   revoke: handleUnaryCall<RevokeRequest, RevokeResponse>;
+  /**
+   * Registers a recording of this site: the file is linked (or copied) into the node's
+   * archive, and its size and SHA-256 are recorded. Incident recordings go up at once.
+   */
+  addFragment: handleUnaryCall<AddFragmentRequest, AddFragmentResponse>;
+  /** The fragments held here: this site's own and copies received from the subtree. */
+  listFragments: handleUnaryCall<ListFragmentsRequest, ListFragmentsResponse>;
+  /** Copies a fragment held here to a file, checked against its SHA-256. */
+  exportFragment: handleUnaryCall<ExportFragmentRequest, ExportFragmentResponse>;
+  /** Records a reasoned request for a subtree site's recordings and routes it down. */
+  requestFragments: handleUnaryCall<RequestFragmentsRequest, RequestFragmentsResponse>;
+  /** The fragment requests this node made or passed on, with their outcomes. */
+  listFragmentRequests: handleUnaryCall<ListFragmentRequestsRequest, ListFragmentRequestsResponse>;
+  /** Sets the bandwidth cap for fragments on a direct child's link; the child applies it. */
+  setLinkLimit: handleUnaryCall<SetLinkLimitRequest, SetLinkLimitResponse>;
+  /** Fragment transfers to the parent and from children: progress, rate, state. */
+  listTransfers: handleUnaryCall<ListTransfersRequest, ListTransfersResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -4252,6 +5891,121 @@ export interface AdminServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RevokeResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Registers a recording of this site: the file is linked (or copied) into the node's
+   * archive, and its size and SHA-256 are recorded. Incident recordings go up at once.
+   */
+  addFragment(
+    request: AddFragmentRequest,
+    callback: (error: ServiceError | null, response: AddFragmentResponse) => void,
+  ): ClientUnaryCall;
+  addFragment(
+    request: AddFragmentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AddFragmentResponse) => void,
+  ): ClientUnaryCall;
+  addFragment(
+    request: AddFragmentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AddFragmentResponse) => void,
+  ): ClientUnaryCall;
+  /** The fragments held here: this site's own and copies received from the subtree. */
+  listFragments(
+    request: ListFragmentsRequest,
+    callback: (error: ServiceError | null, response: ListFragmentsResponse) => void,
+  ): ClientUnaryCall;
+  listFragments(
+    request: ListFragmentsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListFragmentsResponse) => void,
+  ): ClientUnaryCall;
+  listFragments(
+    request: ListFragmentsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListFragmentsResponse) => void,
+  ): ClientUnaryCall;
+  /** Copies a fragment held here to a file, checked against its SHA-256. */
+  exportFragment(
+    request: ExportFragmentRequest,
+    callback: (error: ServiceError | null, response: ExportFragmentResponse) => void,
+  ): ClientUnaryCall;
+  exportFragment(
+    request: ExportFragmentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ExportFragmentResponse) => void,
+  ): ClientUnaryCall;
+  exportFragment(
+    request: ExportFragmentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ExportFragmentResponse) => void,
+  ): ClientUnaryCall;
+  /** Records a reasoned request for a subtree site's recordings and routes it down. */
+  requestFragments(
+    request: RequestFragmentsRequest,
+    callback: (error: ServiceError | null, response: RequestFragmentsResponse) => void,
+  ): ClientUnaryCall;
+  requestFragments(
+    request: RequestFragmentsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RequestFragmentsResponse) => void,
+  ): ClientUnaryCall;
+  requestFragments(
+    request: RequestFragmentsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RequestFragmentsResponse) => void,
+  ): ClientUnaryCall;
+  /** The fragment requests this node made or passed on, with their outcomes. */
+  listFragmentRequests(
+    request: ListFragmentRequestsRequest,
+    callback: (error: ServiceError | null, response: ListFragmentRequestsResponse) => void,
+  ): ClientUnaryCall;
+  listFragmentRequests(
+    request: ListFragmentRequestsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListFragmentRequestsResponse) => void,
+  ): ClientUnaryCall;
+  listFragmentRequests(
+    request: ListFragmentRequestsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListFragmentRequestsResponse) => void,
+  ): ClientUnaryCall;
+  /** Sets the bandwidth cap for fragments on a direct child's link; the child applies it. */
+  setLinkLimit(
+    request: SetLinkLimitRequest,
+    callback: (error: ServiceError | null, response: SetLinkLimitResponse) => void,
+  ): ClientUnaryCall;
+  setLinkLimit(
+    request: SetLinkLimitRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetLinkLimitResponse) => void,
+  ): ClientUnaryCall;
+  setLinkLimit(
+    request: SetLinkLimitRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetLinkLimitResponse) => void,
+  ): ClientUnaryCall;
+  /** Fragment transfers to the parent and from children: progress, rate, state. */
+  listTransfers(
+    request: ListTransfersRequest,
+    callback: (error: ServiceError | null, response: ListTransfersResponse) => void,
+  ): ClientUnaryCall;
+  listTransfers(
+    request: ListTransfersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListTransfersResponse) => void,
+  ): ClientUnaryCall;
+  listTransfers(
+    request: ListTransfersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListTransfersResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const AdminServiceClient = makeGenericClientConstructor(
@@ -4269,6 +6023,10 @@ function bytesFromBase64(b64: string): Uint8Array {
 
 function base64FromBytes(arr: Uint8Array): string {
   return globalThis.Buffer.from(arr).toString("base64");
+}
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
 }
 
 function longToNumber(int64: { toString(): string }): number {

@@ -21,12 +21,32 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { AuditEntry, AuditHead } from "./audit.js";
+import {
+  FragmentRequest,
+  FragmentRequestOutcome,
+  LinkLimit,
+  UploadFragmentRequest,
+  UploadFragmentResponse,
+} from "./fragment.js";
 import { CameraChange } from "./inventory.js";
 import { PolicyApplied, PolicySet, PolicyVersion } from "./policy.js";
 
 export const protobufPackage = "vmtree.v1";
 
 export const protobufFileName = "vmtree/v1/link.proto";
+
+/** Child to parent on SyncCommands: answers to requests. */
+export interface SyncCommandsRequest {
+  reply: { $case: "outcome"; value: FragmentRequestOutcome } | undefined;
+}
+
+/** Parent to child on SyncCommands. */
+export interface SyncCommandsResponse {
+  command:
+    | { $case: "fragment_request"; value: FragmentRequest }
+    | { $case: "link_limit"; value: LinkLimit }
+    | undefined;
+}
 
 export interface RenewCertificateRequest {
   /** PKCS#10 request for a new node certificate; only its public key is used. */
@@ -134,6 +154,153 @@ export interface Revocation {
   revoked_by: string;
   reason: string;
 }
+
+function createBaseSyncCommandsRequest(): SyncCommandsRequest {
+  return { reply: undefined };
+}
+
+export const SyncCommandsRequest: MessageFns<SyncCommandsRequest> = {
+  encode(message: SyncCommandsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.reply?.$case) {
+      case "outcome":
+        FragmentRequestOutcome.encode(message.reply.value, writer.uint32(10).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SyncCommandsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSyncCommandsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.reply = { $case: "outcome", value: FragmentRequestOutcome.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SyncCommandsRequest {
+    return {
+      reply: isSet(object.outcome)
+        ? { $case: "outcome", value: FragmentRequestOutcome.fromJSON(object.outcome) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: SyncCommandsRequest): unknown {
+    const obj: any = {};
+    if (message.reply?.$case === "outcome") {
+      obj.outcome = FragmentRequestOutcome.toJSON(message.reply.value);
+    }
+    return obj;
+  },
+};
+
+function createBaseSyncCommandsResponse(): SyncCommandsResponse {
+  return { command: undefined };
+}
+
+export const SyncCommandsResponse: MessageFns<SyncCommandsResponse> = {
+  encode(message: SyncCommandsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.command?.$case) {
+      case "fragment_request":
+        FragmentRequest.encode(message.command.value, writer.uint32(10).fork()).join();
+        break;
+      case "link_limit":
+        LinkLimit.encode(message.command.value, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SyncCommandsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSyncCommandsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.command = { $case: "fragment_request", value: FragmentRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.command = { $case: "link_limit", value: LinkLimit.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SyncCommandsResponse {
+    return {
+      command: isSet(object.fragmentRequest)
+        ? { $case: "fragment_request", value: FragmentRequest.fromJSON(object.fragmentRequest) }
+        : isSet(object.fragment_request)
+        ? { $case: "fragment_request", value: FragmentRequest.fromJSON(object.fragment_request) }
+        : isSet(object.linkLimit)
+        ? { $case: "link_limit", value: LinkLimit.fromJSON(object.linkLimit) }
+        : isSet(object.link_limit)
+        ? { $case: "link_limit", value: LinkLimit.fromJSON(object.link_limit) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: SyncCommandsResponse): unknown {
+    const obj: any = {};
+    if (message.command?.$case === "fragment_request") {
+      obj.fragmentRequest = FragmentRequest.toJSON(message.command.value);
+    } else if (message.command?.$case === "link_limit") {
+      obj.linkLimit = LinkLimit.toJSON(message.command.value);
+    }
+    return obj;
+  },
+};
 
 function createBaseRenewCertificateRequest(): RenewCertificateRequest {
   return { node_csr_pem: "" };
@@ -1298,6 +1465,35 @@ export const ParentServiceService = {
       Buffer.from(RenewCertificateResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RenewCertificateResponse => RenewCertificateResponse.decode(value),
   },
+  /**
+   * Commands down (fragment requests, the link's bandwidth cap), answers up. Requests
+   * not yet answered are sent again on every new stream.
+   */
+  syncCommands: {
+    path: "/vmtree.v1.ParentService/SyncCommands" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: SyncCommandsRequest): Buffer => Buffer.from(SyncCommandsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SyncCommandsRequest => SyncCommandsRequest.decode(value),
+    responseSerialize: (value: SyncCommandsResponse): Buffer =>
+      Buffer.from(SyncCommandsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SyncCommandsResponse => SyncCommandsResponse.decode(value),
+  },
+  /**
+   * Uploads one fragment to the parent, resumably: the parent's committed offset,
+   * answered first, says where each attempt starts.
+   */
+  uploadFragment: {
+    path: "/vmtree.v1.ParentService/UploadFragment" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: UploadFragmentRequest): Buffer =>
+      Buffer.from(UploadFragmentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UploadFragmentRequest => UploadFragmentRequest.decode(value),
+    responseSerialize: (value: UploadFragmentResponse): Buffer =>
+      Buffer.from(UploadFragmentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UploadFragmentResponse => UploadFragmentResponse.decode(value),
+  },
 } as const;
 
 export interface ParentServiceServer extends UntypedServiceImplementation {
@@ -1328,6 +1524,16 @@ export interface ParentServiceServer extends UntypedServiceImplementation {
    * certificate and, until the child first presents it, the one it renewed with.
    */
   renewCertificate: handleUnaryCall<RenewCertificateRequest, RenewCertificateResponse>;
+  /**
+   * Commands down (fragment requests, the link's bandwidth cap), answers up. Requests
+   * not yet answered are sent again on every new stream.
+   */
+  syncCommands: handleBidiStreamingCall<SyncCommandsRequest, SyncCommandsResponse>;
+  /**
+   * Uploads one fragment to the parent, resumably: the parent's committed offset,
+   * answered first, says where each attempt starts.
+   */
+  uploadFragment: handleBidiStreamingCall<UploadFragmentRequest, UploadFragmentResponse>;
 }
 
 export interface ParentServiceClient extends Client {
@@ -1401,6 +1607,26 @@ export interface ParentServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RenewCertificateResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Commands down (fragment requests, the link's bandwidth cap), answers up. Requests
+   * not yet answered are sent again on every new stream.
+   */
+  syncCommands(): ClientDuplexStream<SyncCommandsRequest, SyncCommandsResponse>;
+  syncCommands(options: Partial<CallOptions>): ClientDuplexStream<SyncCommandsRequest, SyncCommandsResponse>;
+  syncCommands(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<SyncCommandsRequest, SyncCommandsResponse>;
+  /**
+   * Uploads one fragment to the parent, resumably: the parent's committed offset,
+   * answered first, says where each attempt starts.
+   */
+  uploadFragment(): ClientDuplexStream<UploadFragmentRequest, UploadFragmentResponse>;
+  uploadFragment(options: Partial<CallOptions>): ClientDuplexStream<UploadFragmentRequest, UploadFragmentResponse>;
+  uploadFragment(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<UploadFragmentRequest, UploadFragmentResponse>;
 }
 
 export const ParentServiceClient = makeGenericClientConstructor(

@@ -1,0 +1,214 @@
+import PQueue from "p-queue";
+import { VmtreeError } from "../errors.ts";
+import type { ParentServiceClient } from "../gen/vmtree/v1/link.ts";
+import type { NodeStore } from "../store/node-store.ts";
+import { Backoff, delay } from "../util/backoff.ts";
+import type { Logger } from "../util/log.ts";
+import type { FragmentArchive } from "./fragment-archive.ts";
+import type { Priority } from "./fragment-meta.ts";
+import { uploadFragment, type ByteLimiter } from "./fragment-upload.ts";
+
+/** A fragment to send to the parent, kept in the store until the parent has it. */
+export interface TransferJob {
+  fragmentId: string;
+  priority: Priority;
+  requestId: string;
+  createdMs: number;
+  attempts: number;
+  /** The highest offset any attempt sent, so that bytes sent again are counted across restarts. */
+  sent: number;
+  committed: number;
+  resent: number;
+  lastError: string;
+  /** Set when the job cannot succeed (its file is gone or damaged): kept for the view, not retried. */
+  failed: boolean;
+}
+
+/** A job as the transfers view shows it. */
+export interface TransferView extends TransferJob {
+  total: number;
+  state: "queued" | "sending" | "waiting" | "done" | "failed";
+  /** Bytes per second over the last few seconds of this attempt. */
+  rate: number;
+}
+
+const PRIORITY_RANK: Readonly<Record<Priority, number>> = { incident: 3, requested: 2, routine: 1 };
+const RATE_WINDOW_MS = 5_000;
+const DONE_KEPT = 100;
+
+/** Options of {@link TransferQueue}. */
+export interface TransferQueueOptions {
+  store: NodeStore;
+  archive: FragmentArchive;
+  limiter: ByteLimiter;
+  /** Fragments sent at once. */
+  concurrency: number;
+  log: Logger;
+  /** Called once the parent holds a fragment. */
+  onSent: (job: TransferJob) => Promise<void>;
+  /** Called when a job fails for good. */
+  onFailed: (job: TransferJob, reason: VmtreeError) => Promise<void>;
+}
+
+/**
+ * The fragments waiting to go to the parent, persisted so that they survive a restart,
+ * sent up to `concurrency` at a time in priority order (incident, requested, routine;
+ * oldest first within each) while the link is up. A failed attempt is retried with
+ * backoff and resumes from the parent's committed offset.
+ */
+export class TransferQueue {
+  readonly #options: TransferQueueOptions;
+  readonly #jobs;
+  readonly #queue: PQueue;
+  /** Jobs added to the p-queue and not yet finished, so that none is run twice at once. */
+  readonly #scheduled = new Set<string>();
+  readonly #active = new Map<string, { samples: { ms: number; bytes: number }[] }>();
+  readonly #done: TransferView[] = [];
+  #client: ParentServiceClient | undefined;
+  #link: AbortController | undefined;
+  #closed = false;
+
+  constructor(options: TransferQueueOptions) {
+    if (!Number.isSafeInteger(options.concurrency) || options.concurrency < 1 || options.concurrency > 64) {
+      throw new VmtreeError("invalid_argument", `transfer concurrency must be 1 to 64, not ${options.concurrency}`);
+    }
+    this.#options = options;
+    this.#jobs = options.store.section<TransferJob>("transfer-jobs");
+    this.#queue = new PQueue({ concurrency: options.concurrency });
+  }
+
+  /**
+   * Adds a fragment to send; idempotent. A job already queued keeps its progress and takes
+   * the higher of the two priorities.
+   */
+  async enqueue(fragmentId: string, priority: Priority, requestId: string): Promise<void> {
+    const known = await this.#jobs.get(fragmentId);
+    if (known && !known.failed) {
+      if (PRIORITY_RANK[priority] <= PRIORITY_RANK[known.priority]) return;
+      await this.#jobs.put(fragmentId, { ...known, priority, requestId: known.requestId || requestId });
+      return;
+    }
+    const job: TransferJob = { fragmentId, priority, requestId, createdMs: Date.now(), attempts: 0, sent: 0, committed: 0, resent: 0, lastError: "", failed: false };
+    await this.#jobs.put(fragmentId, job);
+    this.#schedule(job);
+  }
+
+  /** The link is up: jobs run over `client`. */
+  attach(client: ParentServiceClient): void {
+    this.detach();
+    this.#client = client;
+    this.#link = new AbortController();
+    void this.#scheduleAll();
+  }
+
+  /** The link is down: attempts in flight stop; every job stays queued. */
+  detach(): void {
+    this.#link?.abort(new VmtreeError("unavailable", "the parent link is down"));
+    this.#link = undefined;
+    this.#client = undefined;
+  }
+
+  async list(): Promise<TransferView[]> {
+    const jobs = await this.#jobs.values().all();
+    const views = await Promise.all(jobs.map((job) => this.#view(job)));
+    return [...views, ...this.#done];
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.detach();
+    this.#queue.clear();
+    await this.#queue.onIdle();
+  }
+
+  async #scheduleAll(): Promise<void> {
+    const jobs = await this.#jobs.values().all();
+    for (const job of jobs) this.#schedule(job);
+  }
+
+  #schedule(job: TransferJob): void {
+    if (this.#closed || job.failed || !this.#client || this.#scheduled.has(job.fragmentId)) return;
+    this.#scheduled.add(job.fragmentId);
+    void this.#queue
+      .add(() => this.#run(job.fragmentId), { priority: PRIORITY_RANK[job.priority] })
+      .finally(() => this.#scheduled.delete(job.fragmentId));
+  }
+
+  /** Runs a job's attempts while its link stays up; retries a failed attempt with backoff. */
+  async #run(fragmentId: string): Promise<void> {
+    const backoff = new Backoff({ initialMs: 500, maxMs: 15_000, jitter: 0.3 });
+    while (this.#client && this.#link && !this.#link.signal.aborted) {
+      const client = this.#client;
+      const signal = this.#link.signal;
+      const job = await this.#jobs.get(fragmentId);
+      if (!job || job.failed) return;
+      const held = await this.#options.archive.get(fragmentId);
+      if (!held) return this.#fail(job, new VmtreeError("not_found", `fragment ${fragmentId} is no longer held here`));
+      job.attempts += 1;
+      const progress = { samples: [{ ms: Date.now(), bytes: job.committed }] };
+      this.#active.set(fragmentId, progress);
+      try {
+        const { resent } = await uploadFragment({
+          client,
+          fragment: held.fragment,
+          path: this.#options.archive.pathOf(fragmentId),
+          priority: job.priority,
+          requestId: job.requestId,
+          limiter: this.#options.limiter,
+          signal,
+          sentBefore: job.sent,
+          onProgress: ({ committed, sent, resent: resentNow }) => {
+            Object.assign(job, { committed, sent: Math.max(job.sent, sent) });
+            progress.samples.push({ ms: Date.now(), bytes: committed });
+            while (progress.samples.length > 2 && progress.samples[0]!.ms < Date.now() - RATE_WINDOW_MS) progress.samples.shift();
+            // Not synced: losing the last few marks to a crash only undercounts re-sent bytes.
+            void this.#jobs.put(fragmentId, { ...job, resent: job.resent + resentNow }).catch(() => undefined);
+          },
+        });
+        job.resent += resent;
+        job.committed = held.fragment.size;
+        await this.#jobs.del(fragmentId);
+        this.#remember({ ...job, total: held.fragment.size, state: "done", rate: 0 });
+        await this.#options.onSent(job);
+        return;
+      } catch (reason) {
+        if (signal.aborted) return;
+        const error = VmtreeError.from(reason);
+        job.lastError = error.message;
+        await this.#jobs.put(fragmentId, job);
+        if (error.code === "not_found" || (error.code === "data_loss" && error.message.includes("is shorter than"))) return this.#fail(job, error);
+        this.#options.log.warn("fragment upload failed; retrying", { fragment: fragmentId, attempt: job.attempts, reason: error.message });
+        await delay(backoff.next(), signal).catch(() => undefined);
+      } finally {
+        this.#active.delete(fragmentId);
+      }
+    }
+  }
+
+  async #fail(job: TransferJob, reason: VmtreeError): Promise<void> {
+    job.failed = true;
+    job.lastError = reason.message;
+    await this.#jobs.put(job.fragmentId, job);
+    this.#options.log.error("fragment upload failed for good", { fragment: job.fragmentId, reason: reason.message });
+    await this.#options.onFailed(job, reason);
+  }
+
+  #remember(view: TransferView): void {
+    this.#done.unshift(view);
+    this.#done.length = Math.min(this.#done.length, DONE_KEPT);
+  }
+
+  async #view(job: TransferJob): Promise<TransferView> {
+    const held = await this.#options.archive.get(job.fragmentId);
+    const active = this.#active.get(job.fragmentId);
+    const state: TransferView["state"] = job.failed ? "failed" : active ? "sending" : this.#client ? "queued" : "waiting";
+    return { ...job, total: held?.fragment.size ?? 0, state, rate: active ? rateOf(active.samples) : 0 };
+  }
+}
+
+function rateOf(samples: readonly { ms: number; bytes: number }[]): number {
+  const first = samples[0];
+  const last = samples.at(-1);
+  if (!first || !last || last.ms <= first.ms) return 0;
+  return ((last.bytes - first.bytes) * 1000) / (last.ms - first.ms);
+}

@@ -33,8 +33,8 @@ function serviceError(code: status, details: string, headerCode?: string): Parti
 }
 
 describe("toServiceError", () => {
-  it("toServiceError - the table covers all 12 ErrorCodes", () => {
-    expect(GRPC_STATUS).toHaveLength(12);
+  it("toServiceError - the table covers all 13 ErrorCodes", () => {
+    expect(GRPC_STATUS).toHaveLength(13);
   });
 
   it.each(GRPC_STATUS)("toServiceError - sends %s as gRPC status %i with the code in metadata", (code, grpcStatus) => {

@@ -71,5 +71,6 @@ describe("store identity", () => {
     expect(perSite(national)).toEqual({ [SITE]: 3 });
     expect(national.map((c) => c.camera_id)).toEqual(["metro-01-cam-001", "metro-01-cam-002", "metro-01-cam-003"]);
     expect((await ala.status()).children).toMatchObject([{ site: SITE, epoch: 2, state: "connected" }]);
-  });
+    // About thirty CLI processes in a row: minutes, not seconds, on a loaded two-core machine.
+  }, 180_000);
 });

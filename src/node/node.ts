@@ -305,7 +305,7 @@ export class VmtreeNode {
     // The store's lock proves no other node runs here, so a socket file left behind is stale.
     await rm(socket, { force: true });
     const server = new Server({ "grpc.max_receive_message_length": MAX_IMPORT_BYTES + 1024 * 1024 });
-    server.addService(AdminServiceService, this.#trackCalls(createAdminService(this.operations) as unknown as UntypedServiceImplementation));
+    server.addService(AdminServiceService, this.#trackCalls(createAdminService(this.operations, this.log.child("admin")) as unknown as UntypedServiceImplementation));
     this.#adminServer = server;
     await bindServer(server, `unix:${socket}`, ServerCredentials.createInsecure());
     await chmod(socket, 0o600);

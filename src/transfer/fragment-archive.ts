@@ -76,6 +76,9 @@ export class FragmentArchive {
    * `describe` gets the size and SHA-256 of what was taken and returns its description.
    */
   async addOwn(sourcePath: string, describe: (size: number, sha256: string) => Fragment): Promise<{ held: HeldFragment; alreadyPresent: boolean }> {
+    // A node that never served has not opened its archive, and a site registers recordings
+    // with its service stopped too (the CLI then opens the store directly).
+    await mkdir(this.#partialDir, { recursive: true, mode: 0o700 });
     const staging = join(this.#partialDir, `add-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
     try {
       await link(sourcePath, staging).catch(async (error: NodeJS.ErrnoException) => {

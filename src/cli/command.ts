@@ -6,6 +6,8 @@ import { UsageError } from "./args.ts";
 export interface Out {
   stdout(text: string): void;
   stderr(text: string): void;
+  /** Whether stdout is a terminal: only then may a command move the cursor. */
+  readonly isTTY?: boolean;
 }
 
 /** One verb of the CLI (or one sub-verb, such as `cameras import`). */

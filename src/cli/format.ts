@@ -94,10 +94,18 @@ export function camerasText(cameras: readonly { site: string; camera?: Camera | 
       ? [[site, camera.camera_id, camera.camera_type, camera.codec, `${camera.width}x${camera.height}`, String(camera.fps), camera.status, printable(camera.name)]]
       : [],
   );
-  const header = ["SITE", "CAMERA", "TYPE", "CODEC", "RESOLUTION", "FPS", "STATUS", "NAME"];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ");
-  return `${[line(header), ...rows.map(line)].join("\n")}\n${rows.length} camera(s)\n`;
+  return `${tableText(["SITE", "CAMERA", "TYPE", "CODEC", "RESOLUTION", "FPS", "STATUS", "NAME"], rows)}${rows.length} camera(s)\n`;
+}
+
+/**
+ * Rows under a header, columns two spaces apart, each line ending in a newline. The last
+ * column is not padded, so that a long free-text value does not push trailing spaces.
+ * Cells must already be {@link printable}.
+ */
+export function tableText(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: readonly string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  return [header, ...rows].map((cells) => `${line(cells)}\n`).join("");
 }
 
 /** One audit entry as `audit list --json` prints it. */

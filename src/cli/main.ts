@@ -4,10 +4,13 @@ import { auditListCommand, auditPruneCommand, auditRecordCommand, auditResolveCo
 import { camerasImportCommand, camerasListCommand } from "./camera-commands.ts";
 import type { Command, Out } from "./command.ts";
 import { initCommand, inviteCommand, joinCommand } from "./enrolment-commands.ts";
+import { fragmentsAddCommand, fragmentsExportCommand, fragmentsListCommand, fragmentsRequestCommand, fragmentsRequestsCommand } from "./fragment-commands.ts";
 import { authorizeCommand, policyApplyCommand, policyShowCommand, policyStatusCommand } from "./policy-commands.ts";
 import { revokeCommand } from "./revoke-command.ts";
+import { limitCommand } from "./limit-command.ts";
 import { serveCommand } from "./serve-command.ts";
 import { statusCommand } from "./status-command.ts";
+import { transfersCommand } from "./transfers-command.ts";
 
 const COMMANDS: readonly Command[] = [
   initCommand,
@@ -27,6 +30,13 @@ const COMMANDS: readonly Command[] = [
   policyShowCommand,
   policyStatusCommand,
   authorizeCommand,
+  fragmentsAddCommand,
+  fragmentsListCommand,
+  fragmentsExportCommand,
+  fragmentsRequestCommand,
+  fragmentsRequestsCommand,
+  limitCommand,
+  transfersCommand,
 ];
 
 /** Verbs that group sub-verbs (`cameras import`). */
@@ -44,7 +54,7 @@ function usage(commands: readonly Command[]): string {
   );
 }
 
-const defaultOut: Out = { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) };
+const defaultOut: Out = { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t), isTTY: process.stdout.isTTY === true };
 
 /** Runs the CLI with `argv` (without node and script) and resolves with the exit code. */
 export async function main(argv: string[], out: Out = defaultOut): Promise<number> {

@@ -27,8 +27,18 @@ export function fragmentIdFor(fragment: Pick<Fragment, "site" | "camera_id" | "s
   return `f-${digest.slice(0, 32)}`;
 }
 
+/** Whether `text` is a fragment id (and so never a path). */
+export function isFragmentId(text: string): boolean {
+  return FRAGMENT_ID.test(text);
+}
+
+/** Whether `text` is a camera id as inventories and fragments carry them. */
+export function isCameraId(text: string): boolean {
+  return CAMERA_ID.test(text);
+}
+
 export function assertFragmentId(id: string): string {
-  if (!FRAGMENT_ID.test(id)) throw new VmtreeError("invalid_argument", `fragment id ${JSON.stringify(id.slice(0, 140))} is not a fragment id (f-… as \`vmtree fragments list\` shows)`);
+  if (!isFragmentId(id)) throw new VmtreeError("invalid_argument", `fragment id ${JSON.stringify(id.slice(0, 140))} is not a fragment id (f-… as \`vmtree fragments list\` shows)`);
   return id;
 }
 

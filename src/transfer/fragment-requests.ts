@@ -8,7 +8,7 @@ import { checkFragment, isTime } from "./fragment-meta.ts";
 const REQUEST_ID = /^[a-z0-9.-]{1,140}\/[0-9]{1,15}$/;
 const CAMERA_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const MAX_REASON_CHARS = 1_000;
-const MAX_REQUESTED_BY_CHARS = 200;
+export const MAX_REQUESTED_BY_CHARS = 200;
 const MAX_OUTCOME_FRAGMENTS = 10_000;
 const PRINTABLE = /^[^\u0000-\u001f\u007f]*$/;
 

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main } from "../src/cli/main.ts";
 import { killAll, makeTempDir, removeTempDirs, runCli, spawnNode } from "./support/processes.ts";
 import { initRoot, joinChild, ok, waitFor, type TestNode } from "./support/tree.ts";
 
@@ -161,13 +162,36 @@ describe("the fragments CLI on a three-level tree", () => {
 });
 
 describe("the fragments CLI on a stopped node", () => {
+  let root: TestNode;
+
+  beforeAll(async () => {
+    root = await initRoot("kz");
+  }, 30_000);
+
   afterAll(removeTempDirs);
 
   it("fragments add - works on a node that never served: the CLI opens its store", async () => {
-    const root = await initRoot("kz");
     const args = ["fragments", "add", "--camera", "kz-cam-1", "--file", join(EXAMPLES, "cam-ast-003_20261121T220000Z.avi"), "--start", "2026-11-21T22:00:00Z", "--end", "2026-11-21T22:00:03Z", "--incident"];
     expect(ok(await root.cli(args)).split("\n")[0]).toMatch(/^fragment f-[0-9a-f]{32} added \(incident\)$/);
     const [held] = await json<FragmentJson[]>(root, ["fragments", "list"]);
     expect(held).toMatchObject({ site: "kz", camera_id: "kz-cam-1", size: 476_372, incident: true });
   }, 60_000);
+
+  // In this process, so that stdout can be a terminal; the signal is the command's own listener
+  // called directly, since a real one would reach the test runner too.
+  it.each([
+    [[], /^\u001b\[H\u001b\[Jtransfers at \S+ \(Ctrl-C to stop\)\ncap on the parent link: none\n0 transfer\(s\)\n\u001b\[H\u001b\[Jtransfers at /],
+    [["--json"], /^\{"at":"[^"]+","cap_bits_per_second":null,"cap_source":"none","transfers":\[\]\}\n\{"at":/],
+  ])("transfers --watch %j - on a terminal, a SIGTERM ends it with exit 0 and its listeners removed", async (extra, frames) => {
+    const listening = { SIGINT: process.listeners("SIGINT"), SIGTERM: process.listeners("SIGTERM") };
+    let text = "";
+    const run = main(["transfers", "--data", root.dir, "--watch", ...extra], { stdout: (t) => (text += t), stderr: (t) => (text += t), isTTY: true });
+    await waitFor(async () => text.match(/transfers at |\{"at":/g)?.length ?? 0, (n) => n >= 2, 20_000, "two frames");
+    const ours = process.listeners("SIGTERM").filter((listener) => !listening.SIGTERM.includes(listener));
+    expect(ours).toHaveLength(1);
+    ours[0]!("SIGTERM");
+    expect(await run).toBe(0);
+    expect(text).toMatch(frames);
+    expect({ SIGINT: process.listeners("SIGINT"), SIGTERM: process.listeners("SIGTERM") }).toEqual(listening);
+  }, 40_000);
 });

@@ -74,7 +74,7 @@ export function requestStateJson(state: FragmentRequestState) {
 /** What `fragments request` prints. */
 export function requestedText(request: FragmentRequest): string {
   return (
-    `request ${request.id} recorded and routed towards ${request.site}\n` +
+    `request ${request.id} recorded for ${request.site}\n` +
     `camera ${printable(request.camera_id)} from ${shortIso(request.from_ms)} to ${shortIso(request.to_ms)}; ` +
     `\`vmtree fragments requests\` shows its outcome\n`
   );

@@ -168,7 +168,10 @@ describe("the fragments CLI on a stopped node", () => {
     root = await initRoot("kz");
   }, 30_000);
 
-  afterAll(removeTempDirs);
+  afterAll(async () => {
+    await killAll();
+    await removeTempDirs();
+  });
 
   it("fragments add - works on a node that never served: the CLI opens its store", async () => {
     const args = ["fragments", "add", "--camera", "kz-cam-1", "--file", join(EXAMPLES, "cam-ast-003_20261121T220000Z.avi"), "--start", "2026-11-21T22:00:00Z", "--end", "2026-11-21T22:00:03Z", "--incident"];
@@ -176,6 +179,27 @@ describe("the fragments CLI on a stopped node", () => {
     const [held] = await json<FragmentJson[]>(root, ["fragments", "list"]);
     expect(held).toMatchObject({ site: "kz", camera_id: "kz-cam-1", size: 476_372, incident: true });
   }, 60_000);
+
+  it("transfers --watch - on a stopped node fails with exit 1 and leaves the store free for serve", async () => {
+    const watched = await root.cli(["transfers", "--watch"]);
+    expect(watched).toMatchObject({ code: 1, stdout: "", stderr: `vmtree: [unavailable] the node of ${root.dir} is not running (no answer on its admin socket)\n` });
+    await root.serve();
+    await root.stop();
+  }, 60_000);
+});
+
+describe("transfers --watch on a terminal", () => {
+  let root: TestNode;
+
+  beforeAll(async () => {
+    root = await initRoot("kz");
+    await root.serve();
+  }, 30_000);
+
+  afterAll(async () => {
+    await killAll();
+    await removeTempDirs();
+  });
 
   // In this process, so that stdout can be a terminal; the signal is the command's own listener
   // called directly, since a real one would reach the test runner too.

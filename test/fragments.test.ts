@@ -95,6 +95,7 @@ describe("video fragments", () => {
     const sent = (await admin.metro.listTransfers({})).transfers.find((x) => x.fragment_id === id && x.state === "done");
     expect(sent?.attempts).toBe(2);
     expect(sent?.resent).toBeLessThanOrEqual(CHUNK_BYTES);
+    expect(sent?.last_error).toBe("");
     await waitFor(() => heldAt(admin.kz, id), (held) => held, 30_000, "the fragment at kz");
     const out = join(files, "big-out.bin");
     await admin.kz.exportFragment({ id, out_path: out });

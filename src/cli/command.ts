@@ -41,9 +41,12 @@ export function checkFlag<T>(check: () => T): T {
   }
 }
 
-/** Runs `use` against the node of `dataDir` (its socket, or its store when it is stopped). */
-export async function withAdmin<T>(dataDir: string, use: (admin: NodeAdmin) => Promise<T>): Promise<T> {
-  const admin = await connectAdmin(dataDir);
+/**
+ * Runs `use` against the node of `dataDir`: its socket, or its store when it is stopped and
+ * `runningOnly` is not set.
+ */
+export async function withAdmin<T>(dataDir: string, use: (admin: NodeAdmin) => Promise<T>, options: { runningOnly?: boolean } = {}): Promise<T> {
+  const admin = await connectAdmin(dataDir, undefined, options);
   try {
     return await use(admin);
   } finally {

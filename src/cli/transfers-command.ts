@@ -16,7 +16,8 @@ export const transfersCommand: Command = {
     "fragment, peer, direction, priority, state, bytes done and total, rate (bits per second), ETA,\n" +
     "bytes sent again, attempts and the last error, and the cap in force on the parent link with its\n" +
     "source. --watch redraws every second with a progress bar per job until Ctrl-C or SIGTERM (plain\n" +
-    "snapshots when stdout is not a terminal); with --json it prints one JSON document per line.",
+    "snapshots when stdout is not a terminal); with --json it prints one JSON document per line.\n" +
+    "--watch follows a running node only: on a stopped node there is nothing moving to watch.",
   async run(argv, out) {
     const { values } = parseVerbArgs(argv, { data: { type: "string" }, watch: { type: "boolean" }, json: { type: "boolean" } }, 0);
     if (values.help) return printHelp(this, out);
@@ -34,7 +35,7 @@ export const transfersCommand: Command = {
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
     try {
-      await withAdmin(dataDir, (admin) => watch(admin, out, json, stop.signal));
+      await withAdmin(dataDir, (admin) => watch(admin, out, json, stop.signal), { runningOnly: true });
       return 0;
     } finally {
       process.off("SIGINT", onSignal);

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { userInfo } from "node:os";
 import { credentials, Metadata } from "@grpc/grpc-js";
+import { VmtreeError } from "../errors.ts";
 import { AdminServiceClient } from "../gen/vmtree/v1/admin.ts";
 import { unaryCall } from "../link/unary-call.ts";
 import { ADMIN_METHODS, createAdminHandlers, type AdminHandlers } from "./admin-handlers.ts";
@@ -25,7 +26,7 @@ export function localActor(): string {
  * otherwise by opening its store directly, so that a site keeps working with its
  * service stopped. A running node holds the store's lock, so the two never mix.
  */
-export async function connectAdmin(dataDir: string, actor = localActor()): Promise<NodeAdmin> {
+export async function connectAdmin(dataDir: string, actor = localActor(), options: { runningOnly?: boolean } = {}): Promise<NodeAdmin> {
   const dir = new DataDir(dataDir);
   await dir.readConfig();
   if (existsSync(dir.adminSocket)) {
@@ -36,6 +37,8 @@ export async function connectAdmin(dataDir: string, actor = localActor()): Promi
     if (await ready(client)) return socketAdmin(client, actor);
     client.close();
   }
+  // A command that keeps going (a watch) would hold the store's lock and keep the node from starting.
+  if (options.runningOnly) throw new VmtreeError("unavailable", `the node of ${dataDir} is not running (no answer on its admin socket)`);
   // A one-off command reports through its own output; only warnings belong on stderr.
   const node = await VmtreeNode.open(dataDir, { logLevel: "warn" });
   return { ...createAdminHandlers(node.operations, actor), close: () => node.close() };

@@ -168,7 +168,8 @@ export class TransferQueue {
         job.resent += resent;
         job.committed = held.fragment.size;
         await this.#jobs.del(fragmentId);
-        this.#remember({ ...job, total: held.fragment.size, state: "done", rate: 0 });
+        // The errors of earlier attempts are history once the fragment arrived.
+        this.#remember({ ...job, lastError: "", total: held.fragment.size, state: "done", rate: 0 });
         await this.#options.onSent(job);
         return;
       } catch (reason) {

@@ -4,15 +4,20 @@
  * three site inventories, shows the national view, takes a region down while one of its
  * sites keeps changing its inventory, brings the region back and checks that the national
  * view converges with exactly the changes made during the outage. Then the national node
- * authors an access policy that reaches every node, and a site decides requests from it. Last,
- * the national node verifies the audit chain of every node of the tree, the outage's offline
- * import and the site's decisions among them.
+ * authors an access policy that reaches every node, and a site decides requests from it. Then
+ * the national node requests a site's video fragment, whose upload is cut mid-transfer and
+ * resumes. Last, the national node verifies the audit chain of every node of the tree, the
+ * outage's offline import and the site's decisions among them.
  */
-import { resolve } from "node:path";
+import { createHash } from "node:crypto";
+import { mkdir, readFile } from "node:fs/promises";
+import { basename, join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CHUNK_BYTES } from "../src/transfer/fragment-upload.ts";
 import { writeChangedInventory, type InventoryChange } from "./demo/akimat-change.ts";
 import { Checks } from "./demo/checks.ts";
 import { Cluster } from "./demo/cluster.ts";
-import type { DemoNode, NodeStatus, SiteCamera } from "./demo/demo-node.ts";
+import type { DemoNode, FragmentAsk, NodeStatus, Recording, SiteCamera, Transfers } from "./demo/demo-node.ts";
 import { EXPECTED_DECISIONS, POLICY_CAMERA, writeDemoPolicy } from "./demo/demo-policy.ts";
 import { describeChanges, nationalTable, summarise, withCredentials } from "./demo/national-view.ts";
 import { createOutput, seconds, type Output } from "./demo/output.ts";
@@ -34,9 +39,26 @@ const OUTAGE = { region: "kz.ast", ...SITES[1]! };
 const EXPECTED_RESENT = 3;
 const TIME_BUDGET_MS = 120_000;
 const WAIT_MS = 30_000;
-const STEPS = 9;
+const STEPS = 10;
 /** The site that decides the demo's access requests. */
 const POLICY_SITE = SITES[0]!.site;
+/**
+ * The recording the national node asks for (examples/fragments/fragments.json), and the cap
+ * that makes its first hop last long enough to cut the site's link in the middle of it.
+ */
+const FRAGMENT = {
+  site: SITES[0]!.site,
+  recording: {
+    camera: "metro-01-cam-001",
+    file: "examples/fragments/cam-ala-001_20261120T081500Z.mp4",
+    start: "2026-11-20T08:15:00Z",
+    end: "2026-11-20T08:15:04Z",
+  } satisfies Recording,
+  cap: "2Mbit",
+  /** The share of the fragment sent when the link is cut, and for how long it stays down. */
+  cutAt: 0.4,
+  downMs: 3_000,
+};
 /** Every node of the tree records its own audit chain, and the national node holds them all. */
 const NODES = 1 + REGIONS.length + SITES.length;
 
@@ -49,6 +71,8 @@ const CHECKS = {
   resent: `exactly ${EXPECTED_RESENT} changes re-sent`,
   policyFlow: "policy applied by every node",
   decisions: `decisions at ${POLICY_SITE} as the policy says`,
+  fragment: `fragment from ${FRAGMENT.site} intact at ${ROOT}`,
+  fragmentResent: "at most one chunk re-sent after the cut",
   audit: "audit chains verified at national",
   time: "within two minutes",
 } as const;
@@ -138,6 +162,7 @@ async function runScenario(demo: Demo): Promise<void> {
   const change = await runOutage(demo, before);
   await reconnect(demo, before, change);
   await distributePolicy(demo);
+  await moveFragment(demo);
   await verifyNationalAudit(demo);
 }
 
@@ -148,8 +173,10 @@ async function runScenario(demo: Demo): Promise<void> {
 async function enrolTree({ cluster, checks, out, signal }: Demo): Promise<void> {
   out.step(2, "Enrol the tree: init, invite, join, serve");
   await cluster.createRoot(ROOT);
-  for (const level of [REGIONS, SITES.map((s) => s.site)]) await Promise.all(level.map((site) => cluster.enrol(site)));
-  const rows = cluster.nodes.map((node) => [node.site, node.parentSite ?? "(root)", node.address, shown(node.logFile)]);
+  // The fragment site's parent link runs through a proxy on loopback, for step 8 to cut.
+  for (const level of [REGIONS, SITES.map((s) => s.site)]) await Promise.all(level.map((site) => cluster.enrol(site, { throughProxy: site === FRAGMENT.site })));
+  const parentOf = (node: DemoNode) => (node.site === FRAGMENT.site ? `${node.parentSite} via ${cluster.linkProxy(node.site).address}` : (node.parentSite ?? "(root)"));
+  const rows = cluster.nodes.map((node) => [node.site, parentOf(node), node.address, shown(node.logFile)]);
   out.lines(formatTable(["NODE", "PARENT", "SERVING ON", "LOG"], rows));
   const children = cluster.nodes.filter((node) => node.parentSite !== undefined);
   await waitFor(async () => ((await Promise.all(children.map((n) => n.status()))).every(isConnected) ? true : undefined), {
@@ -288,13 +315,78 @@ async function distributePolicy(demo: Demo): Promise<void> {
 }
 
 /**
- * Step 8: the national node holds the audit log of every node (R-6.4): each chain verified
+ * Step 8: the national node asks for a site's recording with a reason (R-28); it travels up
+ * hop by hop, the site's link is cut in the middle of the first hop, and the upload resumes
+ * from the parent's offset once the link is back. The copy exported at the national node is
+ * the site's file, byte for byte.
+ */
+async function moveFragment(demo: Demo): Promise<void> {
+  const { cluster, checks, out, signal } = demo;
+  out.step(8, `Video fragment: requested at ${ROOT} from ${FRAGMENT.site}, link cut mid-transfer`);
+  const site = cluster.node(FRAGMENT.site);
+  const region = cluster.node(site.parentSite!);
+  const national = cluster.node(ROOT);
+  out.line(`$ vmtree limit --data ${shown(region.dataDir)} --site ${site.site} --bandwidth ${FRAGMENT.cap}`);
+  out.lines((await region.limit(site.site, FRAGMENT.cap)).split("\n"), 2);
+  await waitFor(async () => ((await site.transfers()).cap_source === "parent" ? true : undefined), { what: `${site.site} to apply the cap`, timeoutMs: WAIT_MS, signal });
+  const { recording } = FRAGMENT;
+  out.line(`$ vmtree fragments add --data ${shown(site.dataDir)} --camera ${recording.camera} --file ${recording.file} --start ${recording.start} --end ${recording.end}`);
+  const added = await site.addFragment(recording);
+  out.line(`  fragment ${added.id}: ${added.size} bytes, sha256 ${added.sha256}`);
+  const ask: FragmentAsk = { site: site.site, camera: recording.camera, from: "2026-11-20T08:00:00Z", to: "2026-11-20T09:00:00Z", reason: "incident report 17/2026", requestedBy: "user:duty-officer" };
+  out.line(`$ vmtree fragments request --data ${shown(national.dataDir)} --site ${ask.site} --camera ${ask.camera} --from ${ask.from} --to ${ask.to} --reason "${ask.reason}" --requested-by ${ask.requestedBy}`);
+  out.line(`  request ${(await national.requestFragments(ask)).id} recorded`);
+  const upload = (transfers: Transfers) => transfers.transfers.find((t) => t.fragment_id === added.id && t.direction === "up");
+  const cutAt = await waitFor(
+    async () => {
+      const job = upload(await site.transfers());
+      return job && job.bytes_done >= FRAGMENT.cutAt * added.size ? job.bytes_done : undefined;
+    },
+    { what: `${site.site}'s upload to reach ${FRAGMENT.cutAt * 100}%`, timeoutMs: WAIT_MS, signal },
+  );
+  const proxy = cluster.linkProxy(site.site);
+  proxy.pause();
+  out.line();
+  out.line(`link cut: ${site.site}'s connections to ${region.site} destroyed and refused, ${cutAt} of ${added.size} bytes acknowledged`);
+  await sleep(FRAGMENT.downMs, undefined, { signal });
+  out.line(`$ vmtree transfers --data ${shown(site.dataDir)}`);
+  out.lines((await site.transfersText()).trimEnd().split("\n"), 2);
+  proxy.resume();
+  out.line(`link restored after ${seconds(FRAGMENT.downMs)}`);
+  const startMs = out.elapsedMs();
+  await waitFor(async () => ((await national.listFragments()).some((f) => f.id === added.id) ? true : undefined), {
+    what: `${added.id} at ${ROOT}`,
+    timeoutMs: WAIT_MS,
+    signal,
+  });
+  out.line(`${added.id} held at ${ROOT} ${seconds(out.elapsedMs() - startMs)} after the link came back`);
+  out.line(`$ vmtree transfers --data ${shown(site.dataDir)}`);
+  out.lines((await site.transfersText()).trimEnd().split("\n"), 2);
+  const exportDir = join(cluster.dir, "exports");
+  await mkdir(exportDir, { recursive: true });
+  const exported = join(exportDir, basename(recording.file));
+  out.line(`$ vmtree fragments export --data ${shown(national.dataDir)} --id ${added.id} --out ${shown(exported)}`);
+  out.lines((await national.exportFragment(added.id, shown(exported))).split("\n"), 2);
+  const [copy, original] = await Promise.all([readFile(exported), readFile(resolve(REPO_ROOT, recording.file))]);
+  const sha256 = createHash("sha256").update(copy).digest("hex");
+  checks.record("fragment", copy.equals(original) && sha256 === added.sha256, `${copy.length} bytes exported at ${ROOT}, sha256 ${sha256 === added.sha256 ? "matches" : "DIFFERS FROM"} the site's`);
+  const sent = upload(await site.transfers());
+  const resent = sent?.resent_bytes ?? -1;
+  checks.record(
+    "fragmentResent",
+    sent?.state === "done" && sent.attempts >= 2 && resent >= 0 && resent <= CHUNK_BYTES,
+    `${resent} bytes re-sent over ${sent?.attempts ?? 0} attempts (one chunk is ${CHUNK_BYTES})`,
+  );
+}
+
+/**
+ * Step 9: the national node holds the audit log of every node (R-6.4): each chain verified
  * entry by entry, and the record of the import made during the outage arrived like the
  * cameras did, hop by hop.
  */
 async function verifyNationalAudit(demo: Demo): Promise<void> {
   const { cluster, checks, out, signal } = demo;
-  out.step(8, `Audit: every node's log at ${ROOT}, verified`);
+  out.step(9, `Audit: every node's log at ${ROOT}, verified`);
   const national = cluster.node(ROOT);
   const imports = await waitFor(
     async () => {
@@ -320,7 +412,7 @@ async function verifyNationalAudit(demo: Demo): Promise<void> {
   );
 }
 
-/** Step 9, first half: stops every node and says how each one ended. */
+/** Step 10, first half: stops every node and says how each one ended. */
 async function stopAll(cluster: Cluster, out: Output): Promise<void> {
   for (const { site, how } of await cluster.close()) out.line(`${site.padEnd(16)} ${how}`);
 }

@@ -1,5 +1,6 @@
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { startTcpProxy, type TcpProxy } from "../../test/support/tcp-proxy.ts";
 import { DemoNode } from "./demo-node.ts";
 
 /** The listen address of every node: loopback, and a port the node picks and keeps. */
@@ -8,8 +9,9 @@ export const LISTEN = "127.0.0.1:0";
 /**
  * The demo's tree of nodes, all inside one demo directory: `<dir>/<site>/` is a node's
  * data directory, `<dir>/logs/<site>.log` its log, and `<dir>/inventory/` holds the
- * inventories the demo writes. `close()` stops every node that
- * runs; it is idempotent and a second call returns the same promise.
+ * inventories the demo writes. A node's parent link may run through a proxy on loopback
+ * that the demo cuts and restores. `close()` stops every node that runs and every proxy;
+ * it is idempotent and a second call returns the same promise.
  */
 export class Cluster {
   readonly dir: string;
@@ -18,6 +20,7 @@ export class Cluster {
   readonly #signal: AbortSignal;
   readonly #onUnexpectedExit: (node: DemoNode, how: string) => void;
   readonly #nodes = new Map<string, DemoNode>();
+  readonly #proxies = new Map<string, TcpProxy>();
   #closing: Promise<{ site: string; how: string }[]> | undefined;
 
   private constructor(dir: string, signal: AbortSignal, onUnexpectedExit: (node: DemoNode, how: string) => void) {
@@ -57,14 +60,32 @@ export class Cluster {
     return node;
   }
 
-  /** Invites `site` at its parent (its id minus the last segment), joins it and starts serving it. */
-  async enrol(site: string): Promise<DemoNode> {
+  /**
+   * Invites `site` at its parent (its id minus the last segment), joins it and starts serving
+   * it; with `throughProxy` its parent link runs through a proxy, see {@link linkProxy}.
+   */
+  async enrol(site: string, options: { throughProxy?: boolean } = {}): Promise<DemoNode> {
     const node = this.#add(site);
     if (node.parentSite === undefined) throw new Error(`${site} is a root id; create it with createRoot`);
-    const token = await this.node(node.parentSite).invite(site);
+    const parent = this.node(node.parentSite);
+    const token = await parent.invite(site);
     await node.join(token, LISTEN);
-    await node.serve();
+    if (!options.throughProxy) {
+      await node.serve();
+      return node;
+    }
+    const [host, port] = parent.address.split(":");
+    const proxy = await startTcpProxy({ target: { host: host!, port: Number(port) } });
+    this.#proxies.set(site, proxy);
+    await node.serve(["--parent", proxy.address]);
     return node;
+  }
+
+  /** The proxy `site`'s parent link runs through; throws when it has none. */
+  linkProxy(site: string): TcpProxy {
+    const proxy = this.#proxies.get(site);
+    if (!proxy) throw new Error(`${site}'s parent link does not run through a proxy`);
+    return proxy;
   }
 
   /**
@@ -72,9 +93,10 @@ export class Cluster {
    * ended, `not running` for those already stopped; never rejects.
    */
   close(): Promise<{ site: string; how: string }[]> {
-    this.#closing ??= Promise.allSettled(this.nodes.map((node) => node.stop())).then((ends) =>
-      ends.map((end, i) => ({ site: this.nodes[i]!.site, how: end.status === "fulfilled" ? end.value : `stop failed: ${String(end.reason)}` })),
-    );
+    this.#closing ??= Promise.allSettled(this.nodes.map((node) => node.stop())).then(async (ends) => {
+      await Promise.all([...this.#proxies.values()].map((proxy) => proxy.close()));
+      return ends.map((end, i) => ({ site: this.nodes[i]!.site, how: end.status === "fulfilled" ? end.value : `stop failed: ${String(end.reason)}` }));
+    });
     return this.#closing;
   }
 

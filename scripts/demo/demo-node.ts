@@ -3,7 +3,9 @@ import { closeSync, createWriteStream, openSync } from "node:fs";
 import { createInterface, type Interface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { auditEntryJson, chainJson, statusJson } from "../../src/cli/format.ts";
+import type { addedJson, fragmentJson, requestJson } from "../../src/cli/fragment-format.ts";
 import type { policyStatusJson } from "../../src/cli/policy-format.ts";
+import type { transfersJson } from "../../src/cli/transfer-format.ts";
 import type { Camera } from "../../src/inventory/camera.ts";
 import { REPO_ROOT, shown, VMTREE_BIN } from "./paths.ts";
 import { runVmtree, VmtreeCommandError } from "./run-vmtree.ts";
@@ -22,6 +24,36 @@ export type AuditEntry = ReturnType<typeof auditEntryJson>;
 
 /** What `vmtree policy status --json` prints. */
 export type PolicyStatus = ReturnType<typeof policyStatusJson>;
+
+/** What `vmtree fragments add --json` prints. */
+export type AddedFragment = ReturnType<typeof addedJson>;
+
+/** One fragment of `vmtree fragments list --json`. */
+export type HeldFragment = ReturnType<typeof fragmentJson>;
+
+/** What `vmtree fragments request --json` prints. */
+export type FragmentRequest = ReturnType<typeof requestJson>;
+
+/** What `vmtree transfers --json` prints. */
+export type Transfers = ReturnType<typeof transfersJson>;
+
+/** A recording for `vmtree fragments add`; paths relative to the repository, where commands run. */
+export interface Recording {
+  camera: string;
+  file: string;
+  start: string;
+  end: string;
+}
+
+/** A reasoned request for `vmtree fragments request` (R-28). */
+export interface FragmentAsk {
+  site: string;
+  camera: string;
+  from: string;
+  to: string;
+  reason: string;
+  requestedBy: string;
+}
 
 /** What `vmtree authorize --json` prints. */
 export interface Decision {
@@ -70,6 +102,7 @@ export class DemoNode {
   #exited: Promise<string> | undefined;
   #stopping: Promise<string> | undefined;
   #address = "";
+  #serveArgs: readonly string[] = [];
 
   constructor(options: DemoNodeOptions) {
     this.#options = options;
@@ -162,17 +195,56 @@ export class DemoNode {
     return JSON.parse(stdout) as Decision;
   }
 
+  /** `vmtree limit`: caps the fragment bandwidth of a direct child's link; resolves with what it printed. */
+  async limit(child: string, bandwidth: string): Promise<string> {
+    return (await this.#vmtree(["limit", "--data", this.dataDir, "--site", child, "--bandwidth", bandwidth])).trimEnd();
+  }
+
+  /** `vmtree fragments add --json`. */
+  async addFragment({ camera, file, start, end }: Recording): Promise<AddedFragment> {
+    const args = ["fragments", "add", "--data", this.dataDir, "--camera", camera, "--file", file, "--start", start, "--end", end, "--json"];
+    return JSON.parse(await this.#vmtree(args)) as AddedFragment;
+  }
+
+  /** `vmtree fragments request --json`. */
+  async requestFragments(ask: FragmentAsk): Promise<FragmentRequest> {
+    const args = ["fragments", "request", "--data", this.dataDir, "--site", ask.site, "--camera", ask.camera, "--from", ask.from, "--to", ask.to];
+    return JSON.parse(await this.#vmtree([...args, "--reason", ask.reason, "--requested-by", ask.requestedBy, "--json"])) as FragmentRequest;
+  }
+
+  /** `vmtree fragments list --json`: the fragments held here. */
+  async listFragments(): Promise<HeldFragment[]> {
+    return JSON.parse(await this.#vmtree(["fragments", "list", "--data", this.dataDir, "--json"])) as HeldFragment[];
+  }
+
+  /** `vmtree fragments export`; resolves with what it printed. */
+  async exportFragment(id: string, out: string): Promise<string> {
+    return (await this.#vmtree(["fragments", "export", "--data", this.dataDir, "--id", id, "--out", out])).trimEnd();
+  }
+
+  /** `vmtree transfers --json`. */
+  async transfers(): Promise<Transfers> {
+    return JSON.parse(await this.#vmtree(["transfers", "--data", this.dataDir, "--json"])) as Transfers;
+  }
+
+  /** `vmtree transfers`, as an operator reads it. */
+  transfersText(): Promise<string> {
+    return this.#vmtree(["transfers", "--data", this.dataDir]);
+  }
+
   /** `vmtree status`, as an operator reads it. */
   statusText(): Promise<string> {
     return this.#vmtree(["status", "--data", this.dataDir]);
   }
 
   /**
-   * Starts `vmtree serve` and resolves with HOST:PORT once the node prints that it is
-   * serving. Rejects (and stops the process) when it exits first, after 20 s, or on abort.
+   * Starts `vmtree serve` with `args` (those of the last start when not given) and resolves
+   * with HOST:PORT once the node prints that it is serving. Rejects (and stops the process)
+   * when it exits first, after 20 s, or on abort.
    */
-  async serve(): Promise<string> {
+  async serve(args: readonly string[] = this.#serveArgs): Promise<string> {
     this.#expect("enrolled", "stopped");
+    this.#serveArgs = args;
     this.#state = "starting";
     const child = this.#spawnServe();
     const lines = createInterface({ input: child.stdout! });
@@ -244,7 +316,7 @@ export class DemoNode {
       // A process group of its own keeps a terminal's Ctrl-C away from the node: `vmtree
       // serve` dies at once on a second signal, so a SIGINT from the terminal followed by
       // the demo's SIGTERM would cut its shutdown short. The demo alone stops its nodes.
-      return spawn(process.execPath, [VMTREE_BIN, "serve", "--data", this.dataDir], {
+      return spawn(process.execPath, [VMTREE_BIN, "serve", "--data", this.dataDir, ...this.#serveArgs], {
         cwd: REPO_ROOT,
         stdio: ["ignore", "pipe", stderr],
         detached: true,

@@ -13,6 +13,8 @@ export interface LinkCapOptions {
   configured?: number;
   schedule?: BandwidthSchedule;
   log: Logger;
+  /** The wall clock the schedule is read on, milliseconds since the epoch; tests inject their own. */
+  now?: () => number;
 }
 
 const PARENT_KEY = "parent";
@@ -25,12 +27,14 @@ const PARENT_KEY = "parent";
  */
 export class LinkCap {
   readonly #options: LinkCapOptions;
+  readonly #now: () => number;
   readonly #section;
   #parentCap: number | undefined;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: LinkCapOptions) {
     this.#options = options;
+    this.#now = options.now ?? Date.now;
     this.#section = options.store.section<{ bits_per_second: number; set_ms: number }>("uplink-limit");
   }
 
@@ -52,7 +56,7 @@ export class LinkCap {
   }
 
   /** The cap in force, bits per second (Infinity for none), and where it comes from. */
-  current(now = new Date()): { bitsPerSecond: number; source: CapSource } {
+  current(now = new Date(this.#now())): { bitsPerSecond: number; source: CapSource } {
     const scheduled = this.#options.schedule ? scheduledCap(this.#options.schedule, now) : undefined;
     const local = scheduled ?? this.#options.configured;
     const localSource: CapSource = scheduled !== undefined ? "schedule" : "config";
@@ -63,15 +67,16 @@ export class LinkCap {
 
   #apply(): void {
     clearTimeout(this.#timer);
-    const { bitsPerSecond, source } = this.current();
+    const now = this.#now();
+    const { bitsPerSecond, source } = this.current(new Date(now));
     if (bitsPerSecond !== this.#options.limiter.rate) {
       this.#options.limiter.setRate(bitsPerSecond);
       this.#options.log.info("fragment bandwidth cap", { cap: formatBandwidth(bitsPerSecond), source });
     }
-    const next = this.#options.schedule ? nextChange(this.#options.schedule, new Date()) : undefined;
+    const next = this.#options.schedule ? nextChange(this.#options.schedule, new Date(now)) : undefined;
     if (next) {
       // Re-checked at least hourly, so that a clock change is caught up.
-      this.#timer = setTimeout(() => this.#apply(), Math.min(Math.max(next.getTime() - Date.now(), 0) + 50, 3_600_000));
+      this.#timer = setTimeout(() => this.#apply(), Math.min(Math.max(next.getTime() - now, 0) + 50, 3_600_000));
       this.#timer.unref();
     }
   }

@@ -14,6 +14,8 @@ export interface TransferJob {
   priority: Priority;
   requestId: string;
   createdMs: number;
+  /** Orders jobs made in the same millisecond, so that they resume after a restart in the order they came. */
+  seq: number;
   attempts: number;
   /** The highest offset any attempt sent, so that bytes sent again are counted across restarts. */
   sent: number;
@@ -33,6 +35,8 @@ export interface TransferView extends TransferJob {
 }
 
 const PRIORITY_RANK: Readonly<Record<Priority, number>> = { incident: 3, requested: 2, routine: 1 };
+/** Jobs made by this process so far; with `createdMs` it keeps jobs of one millisecond in order. */
+let jobsMade = 0;
 const RATE_WINDOW_MS = 5_000;
 const DONE_KEPT = 100;
 
@@ -62,6 +66,8 @@ export class TransferQueue {
   readonly #queue: PQueue;
   /** Jobs added to the p-queue and not yet finished, so that none is run twice at once. */
   readonly #scheduled = new Set<string>();
+  /** Jobs of {@link #scheduled} that wait for a place: the ones whose priority can still change. */
+  readonly #waiting = new Set<string>();
   readonly #active = new Map<string, { samples: { ms: number; bytes: number }[] }>();
   readonly #done: TransferView[] = [];
   #client: ParentServiceClient | undefined;
@@ -86,9 +92,12 @@ export class TransferQueue {
     if (known && !known.failed) {
       if (PRIORITY_RANK[priority] <= PRIORITY_RANK[known.priority]) return;
       await this.#jobs.put(fragmentId, { ...known, priority, requestId: known.requestId || requestId });
+      // A job still waiting moves up among the others waiting, or it would go after every job of its old priority.
+      if (this.#waiting.has(fragmentId)) this.#queue.setPriority(fragmentId, PRIORITY_RANK[priority]);
       return;
     }
-    const job: TransferJob = { fragmentId, priority, requestId, createdMs: Date.now(), attempts: 0, sent: 0, committed: 0, resent: 0, lastError: "", failed: false };
+    jobsMade += 1;
+    const job: TransferJob = { fragmentId, priority, requestId, createdMs: Date.now(), seq: jobsMade, attempts: 0, sent: 0, committed: 0, resent: 0, lastError: "", failed: false };
     await this.#jobs.put(fragmentId, job);
     this.#schedule(job);
   }
@@ -121,17 +130,29 @@ export class TransferQueue {
     await this.#queue.onIdle();
   }
 
+  /**
+   * Schedules every stored job in the order they are to run: the store lists them by
+   * fragment id, and p-queue starts the first ones added at once whatever their priority.
+   */
   async #scheduleAll(): Promise<void> {
     const jobs = await this.#jobs.values().all();
+    jobs.sort((a, b) => PRIORITY_RANK[b.priority] - PRIORITY_RANK[a.priority] || a.createdMs - b.createdMs || a.seq - b.seq);
     for (const job of jobs) this.#schedule(job);
   }
 
   #schedule(job: TransferJob): void {
-    if (this.#closed || job.failed || !this.#client || this.#scheduled.has(job.fragmentId)) return;
-    this.#scheduled.add(job.fragmentId);
-    void this.#queue
-      .add(() => this.#run(job.fragmentId), { priority: PRIORITY_RANK[job.priority] })
-      .finally(() => this.#scheduled.delete(job.fragmentId));
+    const id = job.fragmentId;
+    if (this.#closed || job.failed || !this.#client || this.#scheduled.has(id)) return;
+    this.#scheduled.add(id);
+    this.#waiting.add(id);
+    const run = () => {
+      this.#waiting.delete(id);
+      return this.#run(id);
+    };
+    void this.#queue.add(run, { priority: PRIORITY_RANK[job.priority], id }).finally(() => {
+      this.#waiting.delete(id);
+      this.#scheduled.delete(id);
+    });
   }
 
   /** Runs a job's attempts while its link stays up; retries a failed attempt with backoff. */

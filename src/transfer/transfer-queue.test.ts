@@ -80,7 +80,8 @@ function fakeParent() {
             return true;
           },
           end: () => setImmediate(() => call.emit("end")),
-          cancel: () => undefined,
+          // As grpc-js does: a cancelled call fails with CANCELLED.
+          cancel: () => call.emit("error", Object.assign(new Error("1 CANCELLED: Cancelled on client"), { code: 1, details: "Cancelled on client" })),
         });
         return call;
       },
@@ -205,4 +206,20 @@ describe("TransferQueue", () => {
     expect(parent.started.map((s) => s.id)).toEqual(["cam-w", "cam-y", "cam-v", "cam-z", "cam-x", "cam-u"].map((camera) => ids.get(camera)));
   });
 
+  it("TransferQueue - a link handed over to a new connection goes on with the job in flight at once", async () => {
+    const old = fakeParent();
+    const renewed = fakeParent();
+    const sent: TransferJob[] = [];
+    const queue = newQueue(sent);
+    queue.attach(old.client);
+    const id = await addFragment("cam-1");
+    old.hold();
+    await queue.enqueue(id, "incident", "");
+    await until(() => old.started.length === 1);
+    // What the uplink does on a hand-over: the old session ends and the new one starts at once.
+    queue.detach();
+    queue.attach(renewed.client);
+    await until(() => sent.length === 1);
+    expect(renewed.started).toEqual([{ id, priority: "incident" }]);
+  });
 });

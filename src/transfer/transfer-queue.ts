@@ -194,7 +194,9 @@ export class TransferQueue {
         await this.#options.onSent(job);
         return;
       } catch (reason) {
-        if (signal.aborted) return;
+        // The link went down: the loop ends, or goes on over the link that replaced it (a
+        // hand-over attaches the new one at once, before this job has left `#scheduled`).
+        if (signal.aborted) continue;
         const error = VmtreeError.from(reason);
         job.lastError = error.message;
         await this.#jobs.put(fragmentId, job);

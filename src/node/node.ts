@@ -88,6 +88,9 @@ export class VmtreeNode {
   #certificates: NodeCertificateProvider | undefined;
   #listen: string;
   #sweeper: NodeJS.Timeout | undefined;
+  /** Retention sweeps running: `close` stops them and waits, so that no deletion goes unaudited. */
+  readonly #sweeps = new Set<Promise<void>>();
+  readonly #stopSweeps = new AbortController();
   #closing: Promise<void> | undefined;
   /** Admin calls whose handler has not answered yet. */
   readonly #adminCalls = new Set<Promise<void>>();
@@ -227,14 +230,19 @@ export class VmtreeNode {
       });
       this.#renewal.start();
     }
-    this.#sweeper = setInterval(() => void this.#sweep(), AUDIT_SWEEP_INTERVAL_MS);
-    void this.#sweepFragments();
+    this.#sweeper = setInterval(() => this.#track(this.#sweep()), AUDIT_SWEEP_INTERVAL_MS);
+    this.#track(this.#sweepFragments());
+  }
+
+  #track(sweep: Promise<void>): void {
+    this.#sweeps.add(sweep);
+    void sweep.finally(() => this.#sweeps.delete(sweep));
   }
 
   /** Applies fragment and request retention (R-13, R-30); a failure is logged and retried at the next sweep. */
   async #sweepFragments(): Promise<void> {
     try {
-      await this.fragments.sweep();
+      await this.fragments.sweep(Date.now(), this.#stopSweeps.signal);
     } catch (error) {
       this.log.warn("fragment retention sweep failed", { reason: VmtreeError.from(error).message });
     }
@@ -243,6 +251,7 @@ export class VmtreeNode {
   /** Applies audit retention; a failure is logged and retried at the next sweep. */
   async #sweep(): Promise<void> {
     await this.#sweepFragments();
+    if (this.#stopSweeps.signal.aborted) return;
     try {
       const deleted = await this.operations.pruneAudit("node");
       if (deleted > 0) this.log.info("audit entries past retention deleted", { deleted });
@@ -367,6 +376,7 @@ export class VmtreeNode {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       clearInterval(this.#sweeper);
+      this.#stopSweeps.abort();
       // The admin server stops taking calls at once and drains beside the links' shutdown.
       const admin = this.#adminServer && this.#stopAdminServer(this.#adminServer);
       await this.#renewal?.close();
@@ -378,6 +388,8 @@ export class VmtreeNode {
       await Promise.allSettled([this.#linkServer && shutdownServer(this.#linkServer, SHUTDOWN_GRACE_MS), admin]);
       // A call cancelled past every bound may still be running; the store waits for it.
       await within(Promise.all(this.#adminCalls), ADMIN_ABANDON_GRACE_MS);
+      // A sweep deletes a file, then audits it: closing the store between the two would lose the record.
+      await Promise.all(this.#sweeps);
       if (this.serving) {
         await this.audit.append({ actor: "node", action: "node.stop", target: this.config.site, result: "ok" }).catch(() => undefined);
       }

@@ -140,4 +140,13 @@ describe("Fragments.sweep (R-13, R-30)", () => {
       { origin: "kz", actor: "node", action: "fragment.request.destroy", target: "kz/1", result: "ok", details: { requested_ms: NOW, retention_days: 732 } },
     ]);
   });
+
+  it("Fragments.sweep - deletes nothing more once its signal aborts, as when the node stops", async () => {
+    const fragment = await addRecording("ala-cam-001", false);
+    const stop = new AbortController();
+    stop.abort();
+    await fragments.sweep(END + 30 * DAY_MS, stop.signal);
+    expect(await listed()).toEqual([fragment.id]);
+    expect(await audited("fragment.expire")).toEqual([]);
+  });
 });

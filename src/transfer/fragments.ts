@@ -202,17 +202,23 @@ export class Fragments {
     return { up: (await this.queue?.list()) ?? [], down: this.receiver.incoming() };
   }
 
-  /** Deletes what retention no longer keeps (R-13, R-30) and abandoned uploads; audits each. */
-  async sweep(now = Date.now()): Promise<void> {
+  /**
+   * Deletes what retention no longer keeps (R-13, R-30) and abandoned uploads; audits each.
+   * Once `signal` aborts it stops before the next deletion, so that a node stops promptly.
+   */
+  async sweep(now = Date.now(), signal?: AbortSignal): Promise<void> {
     for (const held of await this.archive.list()) {
+      if (signal?.aborted) return;
       const days = held.fragment.incident ? INCIDENT_RETENTION_DAYS : RETENTION_DAYS;
       if (held.fragment.end_ms + days * DAY_MS > now) continue;
       await this.archive.remove(held.fragment.id);
       await this.#audit("node", "fragment.expire", held.fragment.id, "ok", { site: held.fragment.site, camera: held.fragment.camera_id, end_ms: held.fragment.end_ms, incident: held.fragment.incident, retention_days: days });
     }
+    if (signal?.aborted) return;
     for (const record of await this.requests.expire(now - REQUEST_RETENTION_DAYS * DAY_MS)) {
       await this.#audit("node", "fragment.request.destroy", record.request.id, "ok", { requested_ms: record.request.requested_ms, retention_days: REQUEST_RETENTION_DAYS });
     }
+    if (signal?.aborted) return;
     for (const partial of await this.archive.expireUploads(now - PARTIAL_EXPIRY_MS)) {
       await this.#audit("node", "fragment.upload.expire", partial.fragment.id, "ok", { from: partial.from, committed: partial.committed, size: partial.fragment.size });
     }

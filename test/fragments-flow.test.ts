@@ -63,8 +63,8 @@ const heldAt = async (node: NodeAdmin, id: string) => (await node.listFragments(
  * is a quarter of a second): the bounds are the cap's bytes over the window, one chunk's
  * wire bytes either way, and beyond that 2 % above (TLS records and control traffic, which
  * the limiter does not count) or `floor` below: a loaded machine may fall short of a high
- * cap (one chunk in flight per fragment waits for the parent's fsync), but must never
- * exceed it.
+ * cap (each fragment has one chunk in flight, waiting for the parent's fsync), but must
+ * never exceed it.
  */
 function expectRate(bitsPerSecond: number, capBits: number, seconds: number, floor: number): void {
   const bytes = (bitsPerSecond * seconds) / 8;
@@ -93,16 +93,21 @@ describe("fragment flow: a cap change on a running transfer (R-6.19)", () => {
     await removeTempDirs();
   });
 
-  it("fragments flow - lowering the parent's cap slows a running transfer within a second; a lower config cap wins over the parent's (R-6.19)", async () => {
+  it("fragments flow - lowering the parent's cap slows running transfers within a second; a lower config cap wins over the parent's (R-6.19)", async () => {
     const { admin, proxy } = tree;
     expect(await admin.ala.listTransfers({})).toMatchObject({ cap_bits_per_second: 64_000_000, cap_source: "config" });
     await admin.kz.setLinkLimit({ site: "kz.ala", bits_per_second: 40_000_000 });
     await waitFor(() => admin.ala.listTransfers({}), (t) => t.cap_bits_per_second === 40_000_000 && t.cap_source === "parent", 5_000, "the 40 Mbit/s cap at kz.ala");
 
+    // Two fragments at once, so that the cap and not one fragment's round trips sets the pace.
     const file = await randomFile(files, "large.bin", 48 * MiB);
-    const { fragment } = await admin.ala.addFragment({ camera_id: "ala-cam-001", file_path: file.path, start_ms: ms("2026-11-20T08:00:00Z"), end_ms: ms("2026-11-20T08:10:00Z"), incident: true });
-    const id = fragment!.id;
-    await waitFor(() => admin.ala.listTransfers({}), (t) => (t.transfers.find((x) => x.fragment_id === id)?.bytes_done ?? 0) > 2 * MiB, 20_000, "the transfer under way");
+    const ids: string[] = [];
+    for (const camera of ["ala-cam-001", "ala-cam-002"]) {
+      const { fragment } = await admin.ala.addFragment({ camera_id: camera, file_path: file.path, start_ms: ms("2026-11-20T08:00:00Z"), end_ms: ms("2026-11-20T08:10:00Z"), incident: true });
+      ids.push(fragment!.id);
+    }
+    const running = (t: Awaited<ReturnType<NodeAdmin["listTransfers"]>>) => t.transfers.filter((x) => ids.includes(x.fragment_id) && x.state === "sending" && x.bytes_done > 1 * MiB);
+    await waitFor(() => admin.ala.listTransfers({}), (t) => running(t).length === 2, 20_000, "both transfers under way");
     const bytes = meter(proxy);
     try {
       await sleep(3_200);
@@ -114,7 +119,7 @@ describe("fragment flow: a cap change on a running transfer (R-6.19)", () => {
       const seen = await waitFor(() => admin.ala.listTransfers({}), (t) => t.cap_bits_per_second === 8_000_000, 5_000, "the 8 Mbit/s cap at kz.ala");
       const appliedMs = performance.now() - lowered;
       expect(seen).toMatchObject({ cap_bits_per_second: 8_000_000, cap_source: "parent" });
-      expect(seen.transfers.find((x) => x.fragment_id === id)?.state).toBe("sending");
+      expect(running(seen)).toHaveLength(2);
       await sleep(4_200);
       // From one second after the change on, the wire runs at the new cap.
       const at8 = bytes.rate(lowered + 1_000, lowered + 4_000);
@@ -132,19 +137,20 @@ describe("fragment flow: a cap change on a running transfer (R-6.19)", () => {
           `and from 1 s to 4 s after the change the wire ran at ${mbit(at8)}; with the parent at 100 Mbit/s the config's 64 Mbit/s applied: ${mbit(at64)} over 1 s`,
       );
       expect(appliedMs).toBeLessThan(1_000);
-      // 8 Mbit/s is far below what even a loaded machine moves, so it must be met closely.
-      expectRate(at40, 40e6, 3, 0.7);
+      expectRate(at40, 40e6, 3, 0.8);
       expectRate(at8, 8e6, 3, 0.9);
-      expectRate(at64, 64e6, 1, 0.7);
+      expectRate(at64, 64e6, 1, 0.75);
     } finally {
       bytes.stop();
     }
 
-    // Whatever the caps did on the way, the fragment arrives whole.
-    await waitFor(() => heldAt(admin.kz, id), (held) => held, 60_000, "the fragment at kz");
-    const out = join(files, "large-out.bin");
-    await admin.kz.exportFragment({ id, out_path: out });
-    expect(createHash("sha256").update(await readFile(out)).digest("hex")).toBe(file.sha256);
+    // Whatever the caps did on the way, the fragments arrive whole.
+    for (const [index, id] of ids.entries()) {
+      await waitFor(() => heldAt(admin.kz, id), (held) => held, 60_000, `fragment ${id} at kz`);
+      const out = join(files, `large-out-${index}.bin`);
+      await admin.kz.exportFragment({ id, out_path: out });
+      expect(createHash("sha256").update(await readFile(out)).digest("hex")).toBe(file.sha256);
+    }
   }, 120_000);
 });
 

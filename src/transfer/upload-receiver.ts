@@ -1,3 +1,4 @@
+import type { FileHandle } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import { VmtreeError } from "../errors.ts";
@@ -58,7 +59,7 @@ export class UploadReceiver {
   async serve(call: ServerDuplexStream<UploadFragmentRequest, UploadFragmentResponse>, child: string): Promise<void> {
     let attempt: Attempt | undefined;
     let release: () => void = () => undefined;
-    let file: Awaited<ReturnType<FragmentArchive["openPartial"]>> | undefined;
+    let file: FileHandle | undefined;
     let partial: PartialUpload | undefined;
     const send = async (response: UploadFragmentResponse) => {
       if (!call.write(response)) await waitForDrain(call);
@@ -70,17 +71,21 @@ export class UploadReceiver {
           const start = checkStart(request.message.value, child);
           const held = await this.#archive.get(start.fragment.id);
           if (held) {
-            if (held.fragment.sha256 !== start.fragment.sha256 || held.fragment.size !== start.fragment.size) throw new VmtreeError("invalid_argument", `fragment ${start.fragment.id} is held here with another size or SHA-256`);
             attempt = { view: view(start, child, held.fragment.size), superseded: false, inHand: Promise.resolve() };
-            return send({ committed: held.fragment.size, complete: true });
+            return send(alreadyHeld(held, start.fragment));
           }
+          let heldSince: HeldFragment | undefined;
           ({ attempt, release } = this.#takeOver(start.fragment.id, view(start, child, 0), async (taken) => {
+            // The older attempt's last chunk may have completed the fragment meanwhile.
+            heldSince = await this.#archive.get(start.fragment.id);
+            if (heldSince) return;
             partial = await this.#archive.resumeUpload({ fragment: start.fragment, from: child, priority: start.priority, requestId: start.requestId });
             if (partial.fragment.size !== start.fragment.size) throw new VmtreeError("invalid_argument", `fragment ${start.fragment.id} is being uploaded with another size`);
             taken.view.committed = taken.view.startOffset = partial.committed;
             file = await this.#archive.openPartial(start.fragment.id);
           }));
           await attempt.inHand;
+          if (heldSince) return send(alreadyHeld(heldSince, start.fragment));
           if (!partial) throw new VmtreeError("internal", "upload started without its partial file");
           if (partial.committed === partial.fragment.size) return send(await this.#complete(partial));
           return send({ committed: partial.committed, complete: false });
@@ -90,23 +95,31 @@ export class UploadReceiver {
         if (request.message?.$case !== "chunk") throw new VmtreeError("invalid_argument", "an upload sends its description once, first");
         checkChunk(request.message.value, partial);
         // Set in the same turn as the check above, so that a newer attempt never misses it.
-        attempt.inHand = this.#archive.writeChunk(file, partial, request.message.value.data);
-        await attempt.inHand;
+        // A last chunk stays in hand until its fragment is stored: a newer attempt then finds
+        // it held, instead of completing the same partial file a second time.
+        const stored = this.#store(file, partial, request.message.value.data);
+        attempt.inHand = stored.then(() => undefined, () => undefined);
+        const response = await stored;
         attempt.view.committed = partial.committed;
-        if (partial.committed === partial.fragment.size) {
-          await file.close();
+        if (response.complete) {
           file = undefined;
-          const response = await this.#complete(partial);
           partial = undefined;
-          return send(response);
         }
-        return send({ committed: partial.committed, complete: false });
+        return send(response);
       });
       call.end();
     } finally {
       await file?.close().catch(() => undefined);
       release();
     }
+  }
+
+  /** Writes a chunk and, when it was the last, checks and stores the whole fragment. */
+  async #store(file: FileHandle, partial: PartialUpload, data: Uint8Array): Promise<UploadFragmentResponse> {
+    await this.#archive.writeChunk(file, partial, data);
+    if (partial.committed < partial.fragment.size) return { committed: partial.committed, complete: false };
+    await file.close();
+    return this.#complete(partial);
   }
 
   async #complete(partial: PartialUpload): Promise<UploadFragmentResponse> {
@@ -135,6 +148,12 @@ export class UploadReceiver {
     };
     return { attempt, release };
   }
+}
+
+/** The answer to an attempt for a fragment held here already: complete, if it is the same one. */
+function alreadyHeld(held: HeldFragment, fragment: { id: string; size: number; sha256: string }): UploadFragmentResponse {
+  if (held.fragment.sha256 !== fragment.sha256 || held.fragment.size !== fragment.size) throw new VmtreeError("invalid_argument", `fragment ${fragment.id} is held here with another size or SHA-256`);
+  return { committed: held.fragment.size, complete: true };
 }
 
 function supersededError(): VmtreeError {

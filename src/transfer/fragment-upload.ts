@@ -17,6 +17,13 @@ export interface ByteLimiter {
   take(bytes: number, signal?: AbortSignal): Promise<void>;
 }
 
+/** How far an attempt got. */
+export interface Progress {
+  committed: number;
+  sent: number;
+  resent: number;
+}
+
 /** What one attempt needs and reports. */
 export interface UploadAttempt {
   client: ParentServiceClient;
@@ -28,8 +35,14 @@ export interface UploadAttempt {
   signal: AbortSignal;
   /** The highest offset sent by earlier attempts: bytes below it sent again count as re-sent. */
   sentBefore: number;
-  /** After every acknowledged chunk: the committed offset, the highest offset sent, bytes re-sent by this attempt. */
-  onProgress: (progress: { committed: number; sent: number; resent: number }) => void;
+  /**
+   * Before every chunk is written: the committed offset, the highest offset sent once the
+   * chunk is, bytes re-sent by this attempt with it. Awaited, so that a chunk written just
+   * before a crash is known as sent, and counted as re-sent when the next attempt sends it.
+   */
+  onSending: (progress: Progress) => Promise<void>;
+  /** After every acknowledged chunk: the same, with the new committed offset. */
+  onProgress: (progress: Progress) => void;
 }
 
 /**
@@ -62,12 +75,13 @@ export async function uploadFragment(attempt: UploadAttempt): Promise<{ resent: 
       const chunk: UploadFragmentRequest = { message: { $case: "chunk", value: { offset: committed, data, crc32: crc32(data) } } };
       await limiter.take(chunkWireBytes(committed, length), signal);
       if (committed < sent) resent += Math.min(length, sent - committed);
+      sent = Math.max(sent, committed + length);
+      await attempt.onSending({ committed, sent, resent });
       // One chunk in flight: the write's own callback is not proof of delivery, the answer is.
       call.write(chunk);
       const answer = await responses.next();
       if (answer.committed !== committed + length) throw new VmtreeError("internal", `the parent acknowledged offset ${answer.committed}, expected ${committed + length}`);
       ({ committed, complete } = answer);
-      sent = Math.max(sent, committed);
       attempt.onProgress({ committed, sent, resent });
     }
     call.end();

@@ -17,7 +17,7 @@ export interface TransferJob {
   /** Orders jobs made in the same millisecond, so that they resume after a restart in the order they came. */
   seq: number;
   attempts: number;
-  /** The highest offset any attempt sent, so that bytes sent again are counted across restarts. */
+  /** The highest offset any attempt sent (acknowledged or not), so that bytes sent again are counted across restarts. */
   sent: number;
   committed: number;
   resent: number;
@@ -168,8 +168,10 @@ export class TransferQueue {
       job.attempts += 1;
       const progress = { samples: [{ ms: Date.now(), bytes: job.committed }] };
       this.#active.set(fragmentId, progress);
+      // Bytes this attempt sent again, kept whether it succeeds or fails.
+      let resentNow = 0;
       try {
-        const { resent } = await uploadFragment({
+        await uploadFragment({
           client,
           fragment: held.fragment,
           path: this.#options.archive.pathOf(fragmentId),
@@ -178,15 +180,19 @@ export class TransferQueue {
           limiter: this.#options.limiter,
           signal,
           sentBefore: job.sent,
-          onProgress: ({ committed, sent, resent: resentNow }) => {
+          // Not synced: a process crash keeps the mark, only a machine crash may lose the last ones.
+          onSending: async ({ committed, sent, resent }) => {
             Object.assign(job, { committed, sent: Math.max(job.sent, sent) });
+            resentNow = resent;
+            await this.#jobs.put(fragmentId, { ...job, resent: job.resent + resentNow });
+          },
+          onProgress: ({ committed }) => {
+            job.committed = committed;
             progress.samples.push({ ms: Date.now(), bytes: committed });
             while (progress.samples.length > 2 && progress.samples[0]!.ms < Date.now() - RATE_WINDOW_MS) progress.samples.shift();
-            // Not synced: losing the last few marks to a crash only undercounts re-sent bytes.
-            void this.#jobs.put(fragmentId, { ...job, resent: job.resent + resentNow }).catch(() => undefined);
           },
         });
-        job.resent += resent;
+        job.resent += resentNow;
         job.committed = held.fragment.size;
         await this.#jobs.del(fragmentId);
         // The errors of earlier attempts are history once the fragment arrived.
@@ -196,7 +202,9 @@ export class TransferQueue {
       } catch (reason) {
         // The link went down: the loop ends, or goes on over the link that replaced it (a
         // hand-over attaches the new one at once, before this job has left `#scheduled`).
+        // Either way the job is read again from the store, which holds its re-sent bytes.
         if (signal.aborted) continue;
+        job.resent += resentNow;
         const error = VmtreeError.from(reason);
         job.lastError = error.message;
         await this.#jobs.put(fragmentId, job);

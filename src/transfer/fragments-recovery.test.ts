@@ -1,0 +1,92 @@
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { AuditLog } from "../audit/audit-log.ts";
+import type { Fragment } from "../gen/vmtree/v1/fragment.ts";
+import { NodeStore } from "../store/node-store.ts";
+import { createLogger } from "../util/log.ts";
+import { fragmentIdFor } from "./fragment-meta.ts";
+import { Fragments, PARTIAL_EXPIRY_MS } from "./fragments.ts";
+import { RateLimiter } from "./rate-limiter.ts";
+
+const NOW = Date.UTC(2026, 11, 1, 12, 0, 0);
+const DAY_MS = 86_400_000;
+
+let dir: string;
+let store: NodeStore;
+let limiter: RateLimiter;
+let audit: AuditLog;
+let fragments: Fragments;
+
+beforeEach(async () => {
+  vi.useFakeTimers({ toFake: ["Date"] });
+  vi.setSystemTime(NOW);
+  dir = await mkdtemp(path.join(os.tmpdir(), "vmtree-fragments-"));
+  store = await NodeStore.open(path.join(dir, "db"));
+  limiter = new RateLimiter({ bitsPerSecond: Infinity });
+  audit = new AuditLog(store, "kz", 1);
+  fragments = new Fragments({
+    site: "kz", store, dir: path.join(dir, "fragments"), audit, log: createLogger("test", "error"), limiter, concurrency: 1, isChild: async () => true,
+  });
+  await fragments.open();
+});
+
+afterEach(async () => {
+  vi.useRealTimers();
+  await fragments.close();
+  limiter.close();
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function fragmentOf(camera: string, size: number): Fragment {
+  const fragment: Fragment = {
+    id: "", site: "kz.ala", camera_id: camera, start_ms: NOW - DAY_MS, end_ms: NOW - DAY_MS + 60_000, size,
+    sha256: "ab".repeat(32), incident: false, file_name: `${camera}.mp4`, added_ms: NOW - DAY_MS,
+  };
+  fragment.id = fragmentIdFor(fragment);
+  return fragment;
+}
+
+/** Starts an upload from kz.ala and commits `bytes` of it, as the receiver would. */
+async function partialUpload(fragment: Fragment, bytes: number): Promise<void> {
+  const partial = await fragments.archive.resumeUpload({ fragment, from: "kz.ala", priority: "requested", requestId: "kz/1" });
+  const file = await fragments.archive.openPartial(fragment.id);
+  try {
+    await fragments.archive.writeChunk(file, partial, Buffer.alloc(bytes, 7));
+  } finally {
+    await file.close();
+  }
+}
+
+describe("Fragments.sweep", () => {
+  it("Fragments.sweep - an upload untouched for 7 days expires with its partial file and an audit record; a newer one and a recorder's staging file stay", async () => {
+    const abandoned = fragmentOf("cam-1", 4_000);
+    const recent = fragmentOf("cam-2", 5_000);
+    await partialUpload(abandoned, 1_000);
+    vi.setSystemTime(NOW + 3 * DAY_MS);
+    await partialUpload(recent, 2_000);
+    const partialDir = path.join(dir, "fragments", "partial");
+    await writeFile(path.join(partialDir, "stray.part"), "left by a crash");
+    await writeFile(path.join(partialDir, "add-1-2-x"), "a recording being added");
+
+    // Exactly 7 days is not yet abandoned.
+    await fragments.sweep(NOW + PARTIAL_EXPIRY_MS);
+    expect((await fragments.archive.partials()).map((p) => p.fragment.id).sort()).toEqual([abandoned.id, recent.id].sort());
+    expect(await audit.list({ action: "fragment.upload.expire" })).toEqual([]);
+
+    vi.setSystemTime(NOW + 7 * DAY_MS + 1);
+    await fragments.sweep(NOW + PARTIAL_EXPIRY_MS + 1);
+    expect((await fragments.archive.partials()).map((p) => [p.fragment.id, p.committed])).toEqual([[recent.id, 2_000]]);
+    expect((await readdir(partialDir)).sort()).toEqual(["add-1-2-x", `${recent.id}.part`]);
+    const expired = await audit.list({ action: "fragment.upload.expire" });
+    expect(expired.map((e) => ({ origin: e.origin, time_ms: e.time_ms, actor: e.actor, target: e.target, result: e.result, details: JSON.parse(e.details) as unknown }))).toEqual([
+      { origin: "kz", time_ms: NOW + 7 * DAY_MS + 1, actor: "node", target: abandoned.id, result: "ok", details: { from: "kz.ala", committed: 1_000, size: 4_000 } },
+    ]);
+
+    // A later attempt at the abandoned fragment starts again from 0.
+    const again = await fragments.archive.resumeUpload({ fragment: abandoned, from: "kz.ala", priority: "requested", requestId: "kz/1" });
+    expect(again.committed).toBe(0);
+  });
+});

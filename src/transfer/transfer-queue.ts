@@ -200,14 +200,13 @@ export class TransferQueue {
         await this.#options.onSent(job);
         return;
       } catch (reason) {
-        // The link went down: the loop ends, or goes on over the link that replaced it (a
-        // hand-over attaches the new one at once, before this job has left `#scheduled`).
-        // Either way the job is read again from the store, which holds its re-sent bytes.
-        if (signal.aborted) continue;
         job.resent += resentNow;
         const error = VmtreeError.from(reason);
         job.lastError = error.message;
         await this.#jobs.put(fragmentId, job);
+        // The link went down. Not a return: it may be up again already, and this job, still
+        // scheduled, was passed over by that link's scheduleAll; the loop's test decides.
+        if (signal.aborted) continue;
         if (error.code === "not_found" || (error.code === "data_loss" && error.message.includes("is shorter than"))) return this.#fail(job, error);
         this.#options.log.warn("fragment upload failed; retrying", { fragment: fragmentId, attempt: job.attempts, reason: error.message });
         await delay(backoff.next(), signal).catch(() => undefined);

@@ -46,12 +46,20 @@ export class FragmentArchive {
     return join(this.#dir, "partial");
   }
 
-  /** Creates the folders and finishes what a crash interrupted: a rename done but not recorded. */
-  async open(): Promise<void> {
+  /**
+   * Creates the folders and finishes what a crash interrupted: an upload moved into place
+   * but not recorded as held, or recorded but not settled. Returns those uploads, for what
+   * their arrival triggers to be done before {@link settleUpload}.
+   */
+  async open(): Promise<PartialUpload[]> {
     await mkdir(this.#partialDir, { recursive: true, mode: 0o700 });
+    const arrived: PartialUpload[] = [];
     for (const partial of await this.#partials.values().all()) {
-      if (await exists(this.pathOf(partial.fragment.id))) await this.#recordComplete(partial);
+      if (!(await exists(this.pathOf(partial.fragment.id)))) continue;
+      if (!(await this.#held.get(partial.fragment.id))) await this.#recordHeld(partial);
+      arrived.push(partial);
     }
+    return arrived;
   }
 
   pathOf(id: string): string {
@@ -155,8 +163,10 @@ export class FragmentArchive {
   }
 
   /**
-   * Checks a fully uploaded fragment against its SHA-256 and moves it into place. A
-   * mismatch drops the partial file, so that the next attempt starts again from 0.
+   * Checks a fully uploaded fragment against its SHA-256, moves it into place and records
+   * it as held. A mismatch drops the partial file, so that the next attempt starts again
+   * from 0. The upload stays recorded until {@link settleUpload}: a crash before then is
+   * finished by {@link open}.
    */
   async completeUpload(partial: PartialUpload): Promise<HeldFragment> {
     const path = this.#partialPath(partial.fragment.id);
@@ -166,13 +176,17 @@ export class FragmentArchive {
       throw new VmtreeError("data_loss", `fragment ${partial.fragment.id} arrived whole but its SHA-256 is ${sha256}, not ${partial.fragment.sha256}; it is sent again from the start`);
     }
     await rename(path, this.pathOf(partial.fragment.id));
-    return this.#recordComplete(partial);
+    return this.#recordHeld(partial);
   }
 
-  async #recordComplete(partial: PartialUpload): Promise<HeldFragment> {
+  /** Forgets a completed upload, once what its arrival triggers (audit, the hop up) is done. */
+  async settleUpload(id: string): Promise<void> {
+    await this.#partials.del(assertFragmentId(id));
+  }
+
+  async #recordHeld(partial: PartialUpload): Promise<HeldFragment> {
     const held: HeldFragment = { fragment: partial.fragment, from: partial.from, receivedMs: Date.now() };
     await this.#held.put(partial.fragment.id, held);
-    await this.#partials.del(partial.fragment.id);
     return held;
   }
 

@@ -1,4 +1,5 @@
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdtemp, readdir, rename, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
@@ -26,11 +27,16 @@ beforeEach(async () => {
   store = await NodeStore.open(path.join(dir, "db"));
   limiter = new RateLimiter({ bitsPerSecond: Infinity });
   audit = new AuditLog(store, "kz", 1);
-  fragments = new Fragments({
-    site: "kz", store, dir: path.join(dir, "fragments"), audit, log: createLogger("test", "error"), limiter, concurrency: 1, isChild: async () => true,
-  });
+  fragments = fragmentsAt("kz");
   await fragments.open();
 });
+
+/** The fragments of a node at `site` on the test's store, as a (re)started node makes them. */
+function fragmentsAt(site: string, parentSite?: string): Fragments {
+  return new Fragments({
+    site, ...(parentSite ? { parentSite } : {}), store, dir: path.join(dir, "fragments"), audit, log: createLogger("test", "error"), limiter, concurrency: 1, isChild: async () => true,
+  });
+}
 
 afterEach(async () => {
   vi.useRealTimers();
@@ -89,4 +95,45 @@ describe("Fragments.sweep", () => {
     const again = await fragments.archive.resumeUpload({ fragment: abandoned, from: "kz.ala", priority: "requested", requestId: "kz/1" });
     expect(again.committed).toBe(0);
   });
+});
+
+describe("Fragments.open", () => {
+  const content = Buffer.alloc(3_000, 9);
+  const incident: Fragment = {
+    id: "", site: "kz.ala.metro-01", camera_id: "cam-9", start_ms: NOW - 60_000, end_ms: NOW, size: content.byteLength,
+    sha256: createHash("sha256").update(content).digest("hex"), incident: true, file_name: "cam-9.mp4", added_ms: NOW - 60_000,
+  };
+  incident.id = fragmentIdFor(incident);
+
+  /** kz.ala receives the whole incident fragment from kz.ala.metro-01 and is killed at `stage`; then it restarts. */
+  async function crashedAt(stage: "moved into place" | "recorded held"): Promise<Fragments> {
+    const before = fragmentsAt("kz.ala", "kz");
+    await before.open();
+    const partial = await before.archive.resumeUpload({ fragment: incident, from: "kz.ala.metro-01", priority: "incident", requestId: "" });
+    const file = await before.archive.openPartial(incident.id);
+    await before.archive.writeChunk(file, partial, content);
+    await file.close();
+    if (stage === "moved into place") await rename(path.join(dir, "fragments", "partial", `${incident.id}.part`), before.archive.pathOf(incident.id));
+    else await before.archive.completeUpload(partial);
+    await before.close();
+    const after = fragmentsAt("kz.ala", "kz");
+    await after.open();
+    return after;
+  }
+
+  for (const stage of ["moved into place", "recorded held"] as const) {
+    it(`Fragments.open - an upload killed once ${stage} is held, audited as received and queued for the parent on restart (R-6.7)`, async () => {
+      const restarted = await crashedAt(stage);
+      try {
+        expect((await restarted.archive.get(incident.id))?.fragment).toEqual(incident);
+        expect(await restarted.archive.partials()).toEqual([]);
+        const receipts = await audit.list({ action: "fragment.receive" });
+        expect(receipts.map((e) => [e.actor, e.target, e.result])).toEqual([["site:kz.ala.metro-01", incident.id, "ok"]]);
+        const { up } = await restarted.transfers();
+        expect(up.map((j) => [j.fragmentId, j.priority, j.state, j.total])).toEqual([[incident.id, "incident", "waiting", content.byteLength]]);
+      } finally {
+        await restarted.close();
+      }
+    });
+  }
 });

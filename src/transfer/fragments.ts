@@ -79,8 +79,13 @@ export class Fragments {
       : undefined;
   }
 
+  /** Opens the archive; an upload a crash interrupted once it was in place is audited and passed on up now. */
   async open(): Promise<void> {
-    await this.archive.open();
+    for (const partial of await this.archive.open()) {
+      const held = await this.archive.get(partial.fragment.id);
+      if (held) await this.#received(held, partial);
+      await this.archive.settleUpload(partial.fragment.id);
+    }
   }
 
   /** The link to the parent is up (or down, with `undefined`): uploads run over it. */

@@ -125,6 +125,7 @@ export class UploadReceiver {
   async #complete(partial: PartialUpload): Promise<UploadFragmentResponse> {
     const held = await this.#archive.completeUpload(partial);
     await this.#onReceived(held, partial);
+    await this.#archive.settleUpload(partial.fragment.id);
     return { committed: partial.fragment.size, complete: true };
   }
 

@@ -137,3 +137,27 @@ describe("Fragments.open", () => {
     });
   }
 });
+
+describe("Fragments.add", () => {
+  it("Fragments.add - an incident recording taken into the archive by a process killed before it queued the upload is queued when the recorder adds it again (R-6.7)", async () => {
+    const site = fragmentsAt("kz.ala.metro-01", "kz.ala");
+    await site.open();
+    try {
+      const recording = path.join(dir, "incident.mp4");
+      await writeFile(recording, Buffer.alloc(2_000, 3));
+      const recordingOf = { cameraId: "cam-3", filePath: recording, startMs: NOW - 60_000, endMs: NOW, incident: true };
+      // What Fragments.add does up to the kill: the recording taken, no job yet.
+      await site.archive.addOwn(recording, (size, sha256) => {
+        const fragment: Fragment = { id: "", site: "kz.ala.metro-01", camera_id: "cam-3", start_ms: NOW - 60_000, end_ms: NOW, size, sha256, incident: true, file_name: "incident.mp4", added_ms: NOW };
+        fragment.id = fragmentIdFor(fragment);
+        return fragment;
+      });
+      expect((await site.transfers()).up).toEqual([]);
+      const again = await site.add(recordingOf);
+      expect(again.alreadyPresent).toBe(true);
+      expect((await site.transfers()).up.map((j) => [j.fragmentId, j.priority, j.state])).toEqual([[again.fragment.id, "incident", "waiting"]]);
+    } finally {
+      await site.close();
+    }
+  });
+});

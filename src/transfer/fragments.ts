@@ -98,7 +98,7 @@ export class Fragments {
     await this.queue?.close();
   }
 
-  /** Registers a recording of this site; an incident recording is queued for the parent at once. */
+  /** Registers a recording of this site; an incident recording is queued for the parent at once, and again when added again. */
   async add(recording: NewRecording): Promise<{ fragment: Fragment; alreadyPresent: boolean }> {
     const { site } = this.#options;
     if (!isAbsolute(recording.filePath)) throw new VmtreeError("invalid_argument", `the recording's path must be absolute, not ${recording.filePath}`);
@@ -114,7 +114,9 @@ export class Fragments {
       fragment.id = fragmentIdFor(fragment);
       return checkFragment(fragment, `recording ${recording.filePath}`);
     });
-    if (held.fragment.incident && !alreadyPresent) await this.queue?.enqueue(held.fragment.id, "incident", "");
+    // Also when already present: a crash between taking the recording and queueing it is
+    // mended by the recorder adding it again (a job for a fragment the parent holds ends at its first answer).
+    if (held.fragment.incident) await this.queue?.enqueue(held.fragment.id, "incident", "");
     return { fragment: held.fragment, alreadyPresent };
   }
 

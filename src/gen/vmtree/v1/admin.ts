@@ -321,7 +321,10 @@ export interface AddFragmentResponse {
   fragment:
     | Fragment
     | undefined;
-  /** The same recording was registered before; nothing changed. */
+  /**
+   * The same recording was registered before; nothing changed, except that an incident
+   * recording is queued for the parent again (a no-op once the parent holds it).
+   */
   already_present: boolean;
 }
 

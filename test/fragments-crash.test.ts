@@ -311,6 +311,36 @@ describe("fragment transfer under crashes", () => {
     }
   }, 30_000);
 
+  it("fragment transfer - two senders racing over one fragment from the start: one wins, the other ends ABORTED or finds it complete, byte-identical, received once", async () => {
+    const clients = [await asAst(), await asAst()];
+    /** Sends like the real sender: from the offset answered, one chunk at a time, until complete or refused. */
+    const send = async (client: ParentServiceClient, fragment: Fragment, content: Buffer) => {
+      const upload = new HandUpload(client);
+      upload.start(fragment);
+      let answer = await upload.next();
+      while (answer && !answer.complete) {
+        upload.chunk(answer.committed, content.subarray(answer.committed, answer.committed + CHUNK_BYTES));
+        answer = await upload.next();
+      }
+      if (answer?.complete) upload.end();
+      return { complete: answer?.complete === true, code: await upload.ended };
+    };
+    try {
+      for (let round = 0; round < 5; round += 1) {
+        const content = randomBytes(4 * MIB);
+        const fragment = describeFragment("kz.ast", "ast-cam-005", `2026-11-25T0${round}:00:00Z`, content);
+        const outcomes = await Promise.all(clients.map((client) => send(client, fragment, content)));
+        expect(outcomes.filter((o) => o.complete && o.code === status.OK).length).toBeGreaterThanOrEqual(1);
+        for (const outcome of outcomes) expect([{ complete: true, code: status.OK }, { complete: false, code: status.ABORTED }]).toContainEqual(outcome);
+        expect((await exported(fragment.id, `race-${round}.out`)).equals(content)).toBe(true);
+        const receipts = (await kz.auditList(["--action", "fragment.receive"])).filter((e) => e.target === fragment.id);
+        expect(receipts).toHaveLength(1);
+      }
+    } finally {
+      for (const client of clients) client.close();
+    }
+  }, 60_000);
+
   it("fragment transfer - a newer attempt starting while the older sends its last chunk gets the fragment complete, never a second upload", async () => {
     const [older, newer] = [await asAst(), await asAst()];
     try {

@@ -149,10 +149,14 @@ export class TransferQueue {
       this.#waiting.delete(id);
       return this.#run(id);
     };
-    void this.#queue.add(run, { priority: PRIORITY_RANK[job.priority], id }).finally(() => {
-      this.#waiting.delete(id);
-      this.#scheduled.delete(id);
-    });
+    this.#queue
+      .add(run, { priority: PRIORITY_RANK[job.priority], id })
+      // A store that fails under a run (a full disk, say) leaves the job for the next link; it must not end the node.
+      .catch((reason: unknown) => this.#options.log.error("fragment upload stopped", { fragment: id, reason: VmtreeError.from(reason).message }))
+      .finally(() => {
+        this.#waiting.delete(id);
+        this.#scheduled.delete(id);
+      });
   }
 
   /** Runs a job's attempts while its link stays up; retries a failed attempt with backoff. */

@@ -291,8 +291,9 @@ describe("RateLimiter", () => {
 
   it("RateLimiter - holds 8 parallel transfers to the rate on real timers", async () => {
     // 8 Mbit/s = 1 MB/s. Over the span from the first grant to the last, the debt model
-    // grants exactly rate × span plus the one chunk that opened it; timer lateness may
-    // only cost a little of that.
+    // grants exactly rate × span plus the one chunk that opened it. Timer lateness may cost
+    // some of that: on a loaded CI machine a stalled event loop outlasts the slack it may
+    // bank (bench:transfer measures the goodput); it may never add to it.
     const rate = 8_000_000;
     const limiter = new RateLimiter({ bitsPerSecond: rate });
     const start = performance.now();
@@ -310,7 +311,7 @@ describe("RateLimiter", () => {
     limiter.close();
     await Promise.allSettled(transfers);
     const expected = (rate / 8) * ((lastGrant - start) / 1000) + CHUNK;
-    expect(limiter.bytesGranted / expected).toBeGreaterThan(0.98);
+    expect(limiter.bytesGranted / expected).toBeGreaterThan(0.9);
     expect(limiter.bytesGranted / expected).toBeLessThan(1.02);
     // Grants due at 0, 262, 524, 786, 1049 and 1311 ms.
     expect(limiter.bytesGranted).toBeGreaterThanOrEqual(6 * CHUNK);

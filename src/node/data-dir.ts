@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import { VmtreeError } from "../errors.ts";
 import { checkSiteId, parentOf } from "../pki/site-id.ts";
 import { parseBandwidth, parseSchedule } from "../transfer/bandwidth.ts";
+import { MAX_TRANSFER_CONCURRENCY } from "../transfer/transfer-queue.ts";
 import { checkListenAddress } from "./address.ts";
 
 /** What `node.json` holds: a node's identity and where it listens and dials. */
@@ -174,8 +175,8 @@ export function parseNodeConfig(text: string, file: string): NodeConfig {
     }
   }
   const concurrency = config.transferConcurrency;
-  if (concurrency !== undefined && (typeof concurrency !== "number" || !Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 64)) {
-    field("transferConcurrency", "an integer from 1 to 64", concurrency);
+  if (concurrency !== undefined && (typeof concurrency !== "number" || !Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > MAX_TRANSFER_CONCURRENCY)) {
+    field("transferConcurrency", `an integer from 1 to ${MAX_TRANSFER_CONCURRENCY}`, concurrency);
   }
   return config as unknown as NodeConfig;
 }

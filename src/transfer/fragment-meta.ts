@@ -17,6 +17,8 @@ const MAX_TIME_MS = 10_000_000_000_000;
 
 export type Priority = "incident" | "requested" | "routine";
 export const PRIORITIES: readonly Priority[] = ["incident", "requested", "routine"];
+/** Higher goes first: in the transfer queue and at the link's limiter. */
+export const PRIORITY_RANK: Readonly<Record<Priority, number>> = { incident: 3, requested: 2, routine: 1 };
 
 /**
  * The id of a recording: derived from what identifies it (site, camera, start and content),

@@ -5,16 +5,16 @@ import { VmtreeError } from "../errors.ts";
 import { UploadFragmentRequest, type Fragment, type UploadFragmentResponse } from "../gen/vmtree/v1/fragment.ts";
 import type { ParentServiceClient } from "../gen/vmtree/v1/link.ts";
 import { fromServiceError } from "../link/status.ts";
-import type { Priority } from "./fragment-meta.ts";
+import { PRIORITY_RANK, type Priority } from "./fragment-meta.ts";
 
 /** Bytes of fragment data per chunk: what a resumed attempt may send again, at most. */
 export const CHUNK_BYTES = 256 * 1024;
 /** HTTP/2's default largest DATA frame, which grpc-js keeps: each frame adds a 9-byte header. */
 const HTTP2_FRAME_BYTES = 16_384;
 
-/** Passes every fragment byte of a link, framing included, at the link's cap. */
+/** Passes every fragment byte of a link, framing included, at the link's cap; higher ranks first. */
 export interface ByteLimiter {
-  take(bytes: number, signal?: AbortSignal): Promise<void>;
+  take(bytes: number, signal?: AbortSignal, rank?: number): Promise<void>;
 }
 
 /** How far an attempt got. */
@@ -61,7 +61,7 @@ export async function uploadFragment(attempt: UploadAttempt): Promise<{ resent: 
   let resent = 0;
   try {
     const start: UploadFragmentRequest = { message: { $case: "start", value: { fragment, priority: attempt.priority, request_id: attempt.requestId } } };
-    await limiter.take(wireBytes(UploadFragmentRequest.encode(start).finish().byteLength), signal);
+    await limiter.take(wireBytes(UploadFragmentRequest.encode(start).finish().byteLength), signal, PRIORITY_RANK[attempt.priority]);
     call.write(start);
     let { committed, complete } = await responses.next();
     let sent = Math.max(attempt.sentBefore, committed);
@@ -73,7 +73,7 @@ export async function uploadFragment(attempt: UploadAttempt): Promise<{ resent: 
       if (bytesRead !== length) throw new VmtreeError("data_loss", `${attempt.path} is shorter than the ${fragment.size} bytes recorded for fragment ${fragment.id}`);
       const data = buffer.subarray(0, length);
       const chunk: UploadFragmentRequest = { message: { $case: "chunk", value: { offset: committed, data, crc32: crc32(data) } } };
-      await limiter.take(chunkWireBytes(committed, length), signal);
+      await limiter.take(chunkWireBytes(committed, length), signal, PRIORITY_RANK[attempt.priority]);
       if (committed < sent) resent += Math.min(length, sent - committed);
       sent = Math.max(sent, committed + length);
       await attempt.onSending({ committed, sent, resent });

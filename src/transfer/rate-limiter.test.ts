@@ -289,6 +289,23 @@ describe("RateLimiter", () => {
     await expect(taking).rejects.toThrow(`bytes: expected a non-negative safe integer, got ${bytes}`);
   });
 
+  it("RateLimiter - a take of a higher rank goes before those of lower ranks waiting, one rank first come first (R-7.1)", async () => {
+    const limiter = fakeLimiter(BYTE_PER_MS);
+    const granted: [string, number][] = [];
+    const take = (name: string, rank: number) => limiter.take(1_000, undefined, rank).then(() => void granted.push([name, Date.now()]));
+    // The first take goes at once and leaves a second of debt; the others wait behind it.
+    const all = [take("routine-1", 1), take("routine-2", 1), take("requested", 2), take("incident-1", 3), take("routine-3", 1), take("incident-2", 3)];
+    await vi.advanceTimersByTimeAsync(5_000);
+    await Promise.all(all);
+    expect(granted).toEqual([["routine-1", 0], ["incident-1", 1_000], ["incident-2", 2_000], ["requested", 3_000], ["routine-2", 4_000], ["routine-3", 5_000]]);
+  });
+
+  it("RateLimiter - refuses a rank that is not an integer, naming it", async () => {
+    const limiter = new RateLimiter({ bitsPerSecond: 8_000 });
+    await expect(limiter.take(1, undefined, 1.5)).rejects.toThrow("rank: expected an integer, got 1.5");
+    limiter.close();
+  });
+
   it("RateLimiter - holds 8 parallel transfers to the rate on real timers", async () => {
     // 8 Mbit/s = 1 MB/s. Over the span from the first grant to the last, the debt model
     // grants exactly rate × span plus the one chunk that opened it. Timer lateness may cost

@@ -20,6 +20,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface Waiter {
   readonly bytes: number;
+  readonly rank: number;
   readonly resolve: () => void;
   readonly reject: (reason: unknown) => void;
   readonly signal: AbortSignal | undefined;
@@ -48,8 +49,9 @@ function closedError(): VmtreeError {
  * It keeps a debt of bytes sent ahead of the rate, which the rate pays off as time
  * passes. A caller may go once the debt is paid (≤ 0) and then adds its bytes, so over
  * any span of T seconds it grants at most rate × T plus the largest single take, and
- * the long-run throughput is the rate exactly. Waiters go in the order they came, so
- * that one transfer cannot starve another.
+ * the long-run throughput is the rate exactly. A waiter of a higher rank goes before
+ * those of lower ranks (an incident's bytes before a routine transfer's); waiters of one
+ * rank go in the order they came, so that one transfer cannot starve another of its rank.
  */
 export class RateLimiter {
   readonly #now: () => number;
@@ -98,21 +100,24 @@ export class RateLimiter {
   }
 
   /**
-   * Resolves once `bytes` may be sent. Rejects with the signal's reason if it aborts
-   * first, or as aborted once the limiter is closed. A zero-byte take never waits.
+   * Resolves once `bytes` may be sent, after the waiters of a higher `rank` and those of
+   * the same rank that came first. Rejects with the signal's reason if it aborts first, or
+   * as aborted once the limiter is closed. A zero-byte take never waits.
    */
-  async take(bytes: number, signal?: AbortSignal): Promise<void> {
+  async take(bytes: number, signal?: AbortSignal, rank = 0): Promise<void> {
     if (!Number.isSafeInteger(bytes) || bytes < 0) {
       throw new VmtreeError("invalid_argument", `bytes: expected a non-negative safe integer, got ${String(bytes)}`);
     }
+    if (!Number.isSafeInteger(rank)) throw new VmtreeError("invalid_argument", `rank: expected an integer, got ${String(rank)}`);
     if (this.#closed) throw closedError();
     signal?.throwIfAborted();
     if (bytes === 0) return;
     await new Promise<void>((resolve, reject) => {
       this.#settle();
-      const waiter: Waiter = { bytes, resolve, reject, signal, onAbort: () => this.#abort(waiter) };
+      const waiter: Waiter = { bytes, rank, resolve, reject, signal, onAbort: () => this.#abort(waiter) };
       signal?.addEventListener("abort", waiter.onAbort, { once: true });
-      this.#queue.push(waiter);
+      const behind = this.#queue.findIndex((other) => other.rank < rank);
+      this.#queue.splice(behind < 0 ? this.#queue.length : behind, 0, waiter);
       this.#pump();
     });
   }

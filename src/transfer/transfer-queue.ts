@@ -5,7 +5,7 @@ import type { NodeStore } from "../store/node-store.ts";
 import { Backoff, delay } from "../util/backoff.ts";
 import type { Logger } from "../util/log.ts";
 import type { FragmentArchive } from "./fragment-archive.ts";
-import type { Priority } from "./fragment-meta.ts";
+import { PRIORITY_RANK, type Priority } from "./fragment-meta.ts";
 import { uploadFragment, type ByteLimiter } from "./fragment-upload.ts";
 
 /** A fragment to send to the parent, kept in the store until the parent has it. */
@@ -34,7 +34,11 @@ export interface TransferView extends TransferJob {
   rate: number;
 }
 
-const PRIORITY_RANK: Readonly<Record<Priority, number>> = { incident: 3, requested: 2, routine: 1 };
+/**
+ * Fragments one lane sends at once. Both lanes full make twice as many uploads, which the
+ * parent allows (64 per child).
+ */
+export const MAX_TRANSFER_CONCURRENCY = 32;
 /** Jobs made by this process so far; with `createdMs` it keeps jobs of one millisecond in order. */
 let jobsMade = 0;
 const RATE_WINDOW_MS = 5_000;
@@ -57,13 +61,16 @@ export interface TransferQueueOptions {
 /**
  * The fragments waiting to go to the parent, persisted so that they survive a restart,
  * sent up to `concurrency` at a time in priority order (incident, requested, routine;
- * oldest first within each) while the link is up. A failed attempt is retried with
+ * oldest first within each) while the link is up. Incidents have `concurrency` places of
+ * their own, so that one never waits for a requested or routine upload to end, and their
+ * bytes go first at the link's limiter (R-6.7, R-7.1). A failed attempt is retried with
  * backoff and resumes from the parent's committed offset.
  */
 export class TransferQueue {
   readonly #options: TransferQueueOptions;
   readonly #jobs;
-  readonly #queue: PQueue;
+  /** Incidents, and the requested and routine uploads. */
+  readonly #lanes: { incident: PQueue; other: PQueue };
   /** Jobs added to the p-queue and not yet finished, so that none is run twice at once. */
   readonly #scheduled = new Set<string>();
   /** Jobs of {@link #scheduled} that wait for a place: the ones whose priority can still change. */
@@ -75,12 +82,12 @@ export class TransferQueue {
   #closed = false;
 
   constructor(options: TransferQueueOptions) {
-    if (!Number.isSafeInteger(options.concurrency) || options.concurrency < 1 || options.concurrency > 64) {
-      throw new VmtreeError("invalid_argument", `transfer concurrency must be 1 to 64, not ${options.concurrency}`);
+    if (!Number.isSafeInteger(options.concurrency) || options.concurrency < 1 || options.concurrency > MAX_TRANSFER_CONCURRENCY) {
+      throw new VmtreeError("invalid_argument", `transfer concurrency must be 1 to ${MAX_TRANSFER_CONCURRENCY}, not ${options.concurrency}`);
     }
     this.#options = options;
     this.#jobs = options.store.section<TransferJob>("transfer-jobs");
-    this.#queue = new PQueue({ concurrency: options.concurrency });
+    this.#lanes = { incident: new PQueue({ concurrency: options.concurrency }), other: new PQueue({ concurrency: options.concurrency }) };
   }
 
   /**
@@ -92,8 +99,9 @@ export class TransferQueue {
     if (known && !known.failed) {
       if (PRIORITY_RANK[priority] <= PRIORITY_RANK[known.priority]) return;
       await this.#jobs.put(fragmentId, { ...known, priority, requestId: known.requestId || requestId });
-      // A job still waiting moves up among the others waiting, or it would go after every job of its old priority.
-      if (this.#waiting.has(fragmentId)) this.#queue.setPriority(fragmentId, PRIORITY_RANK[priority]);
+      // A job still waiting moves up among the others waiting in its lane, or it would go after
+      // every job of its old priority; a job raised to incident stays in its lane, at its head.
+      if (this.#waiting.has(fragmentId)) this.#laneOf(known.priority).setPriority(fragmentId, PRIORITY_RANK[priority]);
       return;
     }
     jobsMade += 1;
@@ -126,8 +134,9 @@ export class TransferQueue {
   async close(): Promise<void> {
     this.#closed = true;
     this.detach();
-    this.#queue.clear();
-    await this.#queue.onIdle();
+    const lanes = [this.#lanes.incident, this.#lanes.other];
+    for (const lane of lanes) lane.clear();
+    await Promise.all(lanes.map((lane) => lane.onIdle()));
   }
 
   /**
@@ -149,7 +158,7 @@ export class TransferQueue {
       this.#waiting.delete(id);
       return this.#run(id);
     };
-    this.#queue
+    this.#laneOf(job.priority)
       .add(run, { priority: PRIORITY_RANK[job.priority], id })
       // A store that fails under a run (a full disk, say) leaves the job for the next link; it must not end the node.
       .catch((reason: unknown) => this.#options.log.error("fragment upload stopped", { fragment: id, reason: VmtreeError.from(reason).message }))
@@ -157,6 +166,10 @@ export class TransferQueue {
         this.#waiting.delete(id);
         this.#scheduled.delete(id);
       });
+  }
+
+  #laneOf(priority: Priority): PQueue {
+    return priority === "incident" ? this.#lanes.incident : this.#lanes.other;
   }
 
   /** Runs a job's attempts while its link stays up; retries a failed attempt with backoff. */

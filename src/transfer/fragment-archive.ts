@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { copyFile, link, mkdir, open, readdir, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
@@ -35,6 +35,12 @@ export class FragmentArchive {
   readonly #dir: string;
   readonly #held;
   readonly #partials;
+  /**
+   * The SHA-256 of each upload's committed bytes so far, fed chunk by chunk, so that the
+   * check at completion does not read the whole file again: that read came after the last
+   * chunk, and with many fragments finishing together it stalled the link for seconds.
+   */
+  readonly #digests = new Map<string, { hash: Hash; offset: number }>();
 
   constructor(store: NodeStore, dir: string) {
     this.#dir = dir;
@@ -141,7 +147,20 @@ export class FragmentArchive {
       await file.close();
     }
     if (!known) await this.#partials.put(partial.fragment.id, partial);
+    await this.#digestUpTo(partial);
     return partial;
+  }
+
+  /** Makes the running SHA-256 of an upload cover its committed bytes, reading them back unless it already does. */
+  async #digestUpTo(partial: PartialUpload): Promise<void> {
+    const id = partial.fragment.id;
+    if (this.#digests.get(id)?.offset === partial.committed) return;
+    this.#digests.delete(id);
+    const hash = createHash("sha256");
+    if (partial.committed > 0) {
+      for await (const chunk of createReadStream(this.#partialPath(id), { start: 0, end: partial.committed - 1, highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
+    }
+    this.#digests.set(id, { hash, offset: partial.committed });
   }
 
   /** Opens the partial file of an upload for {@link writeChunk}. */
@@ -157,6 +176,13 @@ export class FragmentArchive {
       written += bytesWritten;
     }
     await file.datasync();
+    const digest = this.#digests.get(partial.fragment.id);
+    if (digest?.offset === partial.committed) {
+      digest.hash.update(data);
+      digest.offset += data.byteLength;
+    } else {
+      this.#digests.delete(partial.fragment.id);
+    }
     partial.committed += data.byteLength;
     partial.updatedMs = Date.now();
     await this.#partials.put(partial.fragment.id, partial);
@@ -165,12 +191,16 @@ export class FragmentArchive {
   /**
    * Checks a fully uploaded fragment against its SHA-256, moves it into place and records
    * it as held. A mismatch drops the partial file, so that the next attempt starts again
-   * from 0. The upload stays recorded until {@link settleUpload}: a crash before then is
-   * finished by {@link open}.
+   * from 0. The digest is the running one of the bytes written (those committed before this
+   * process resumed the upload were read back from the file); the file is read whole only
+   * when the running digest does not cover it. The upload stays recorded until
+   * {@link settleUpload}: a crash before then is finished by {@link open}.
    */
   async completeUpload(partial: PartialUpload): Promise<HeldFragment> {
     const path = this.#partialPath(partial.fragment.id);
-    const sha256 = await sha256Of(path);
+    const digest = this.#digests.get(partial.fragment.id);
+    this.#digests.delete(partial.fragment.id);
+    const sha256 = digest?.offset === partial.fragment.size ? digest.hash.digest("hex") : await sha256Of(path);
     if (sha256 !== partial.fragment.sha256) {
       await this.discardUpload(partial.fragment.id);
       throw new VmtreeError("data_loss", `fragment ${partial.fragment.id} arrived whole but its SHA-256 is ${sha256}, not ${partial.fragment.sha256}; it is sent again from the start`);
@@ -191,6 +221,7 @@ export class FragmentArchive {
   }
 
   async discardUpload(id: string): Promise<void> {
+    this.#digests.delete(id);
     await this.#partials.del(assertFragmentId(id));
     await rm(this.#partialPath(id), { force: true });
   }

@@ -63,6 +63,8 @@ const POLL_MS = 50;
 /** Where the kill scenarios kill the sender: after this share of the bytes went through the proxy. */
 const KILL_AT = 0.25;
 const CONNECT_TIMEOUT_MS = 30_000;
+/** USER_HZ, the unit of /proc/PID/stat's times: 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;
 const TLS_RECEIVER = new URL("./tls-receiver.ts", import.meta.url).pathname;
 
 interface Options {
@@ -96,6 +98,12 @@ interface Transfer {
   tailSeconds?: number;
   senderPeakRssMb?: number;
   receiverPeakRssMb?: number;
+  /** RSS of the sending and the receiving node, connected and idle, just before the request. */
+  senderIdleRssMb?: number;
+  receiverIdleRssMb?: number;
+  /** CPU seconds (user + system) the sending and the receiving node spent during the transfer. */
+  senderCpuSeconds?: number;
+  receiverCpuSeconds?: number;
 }
 
 interface Resend {
@@ -312,6 +320,10 @@ async function vmtreeTransfer(files: Recording[], size: number, scenario: Scenar
     if (cap_bits_per_second !== (scenario.cap ?? 0)) throw new Error(`${SITE} runs with a cap of ${cap_bits_per_second} bit/s, expected ${scenario.cap ?? 0}`);
 
     const sampler = proxy ? sampleUpstream(proxy) : undefined;
+    const senderIdle = await memoryMb(site.process!.pid, "VmRSS");
+    const receiverIdle = await memoryMb(root.process!.pid, "VmRSS");
+    let senderCpu = -(await cpuSeconds(site.process!.pid));
+    let receiverCpu = -(await cpuSeconds(root.process!.pid));
     const started = performance.now();
     await rootAdmin.requestFragments({ site: SITE, camera_id: CAMERA, from_ms: startMs, to_ms: startMs + files.length * 60_000, reason: "bench", requested_by: ACTOR });
     let inFlight: number | undefined;
@@ -323,13 +335,17 @@ async function vmtreeTransfer(files: Recording[], size: number, scenario: Scenar
       const sending = (await siteAdmin.listTransfers({})).transfers.filter((t) => t.direction === "up" && t.bytes_done > 0 && t.bytes_done < t.total);
       inFlight = sending.length;
       killedSenderPeak = await memoryMb(site.process!.pid, "VmHWM");
+      senderCpu += await cpuSeconds(site.process!.pid);
       await siteAdmin.close();
       await site.kill9();
       siteAdmin = await serveSite();
+      senderCpu -= await cpuSeconds(site.process!.pid);
     }
     await until(async () => (await rootAdmin.listFragments({ site: SITE })).fragments.length >= files.length, timeoutFor(total, scenario.cap), `all ${files.length} fragments at ${ROOT}`);
     const seconds = (performance.now() - started) / 1000;
     const samples = sampler?.stop();
+    senderCpu += await cpuSeconds(site.process!.pid);
+    receiverCpu += await cpuSeconds(root.process!.pid);
     const senderPeak = Math.max(killedSenderPeak, await memoryMb(site.process!.pid, "VmHWM"));
     const receiverPeak = await memoryMb(root.process!.pid, "VmHWM");
     const counted = scenario.kill
@@ -343,6 +359,10 @@ async function vmtreeTransfer(files: Recording[], size: number, scenario: Scenar
     const transfer = figures(total, seconds, scenario.cap, samples, proxy?.bytesUpstream);
     transfer.senderPeakRssMb = senderPeak;
     transfer.receiverPeakRssMb = receiverPeak;
+    transfer.senderIdleRssMb = senderIdle;
+    transfer.receiverIdleRssMb = receiverIdle;
+    transfer.senderCpuSeconds = round(senderCpu);
+    transfer.receiverCpuSeconds = round(receiverCpu);
     const tls = scenario.tlsBaseline ? await tlsCopy(files, base, root.dir, site.dir, total) : undefined;
     return { transfer, inFlight, counted, tls };
   } finally {
@@ -514,6 +534,14 @@ function hostPort(address: string): { host: string; port: number } {
   return { host: host!, port: Number(port) };
 }
 
+/** User and system CPU seconds a process has used, from /proc/PID/stat. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const text = await readFile(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th.
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
 /** A field of /proc/PID/status in MB. */
 async function memoryMb(pid: number, field: "VmRSS" | "VmHWM"): Promise<number> {
   const text = await readFile(`/proc/${pid}/status`, "utf8");
@@ -575,7 +603,10 @@ function describeTransfer(t: Transfer): string {
   if (t.goodputOverCap !== undefined) parts.push(`goodput ÷ cap ${t.goodputOverCap}`);
   if (t.peakOverCap !== undefined) parts.push(`1-s peak ÷ cap ${t.peakOverCap}`);
   if (t.leadSeconds !== undefined) parts.push(`quiet ${t.leadSeconds} s at the start, ${t.tailSeconds} s at the end`);
-  if (t.senderPeakRssMb !== undefined) parts.push(`peak RSS sender ${t.senderPeakRssMb} MB, receiver ${t.receiverPeakRssMb} MB`);
+  if (t.senderPeakRssMb !== undefined) {
+    parts.push(`peak RSS sender ${t.senderPeakRssMb} MB (${t.senderIdleRssMb} MB idle before), receiver ${t.receiverPeakRssMb} MB (${t.receiverIdleRssMb} MB idle before)`);
+  }
+  if (t.senderCpuSeconds !== undefined) parts.push(`CPU sender ${t.senderCpuSeconds} s, receiver ${t.receiverCpuSeconds} s`);
   return parts.join("; ");
 }
 

@@ -18,8 +18,9 @@
  *     count (everything on the wire: TLS, HTTP/2, the sync streams) ÷ cap, sampled every 100 ms;
  * (c) the 50 ms case again, with kz.ast killed (SIGKILL) once a quarter of the bytes went
  *     through, and started again: bytes sent again per fragment that was in flight, as the
- *     restarted node counts them (its jobs' `resent`), and as the proxy does (bytes beyond
- *     the clean 50 ms run's);
+ *     restarted node counts them (its jobs' `resent`), and the bytes the proxy delivered to
+ *     kz beyond the clean 50 ms run's (bytes the kill caught in the proxy's delay queue were
+ *     never delivered, so they are not in it: it counts what arrived twice, not what was sent);
  * (d) peak RSS (VmHWM) of the sending kz.ast and the receiving kz in every scenario;
  *     once at the end, the uncapped scenario with fragments a quarter the size, to show
  *     whether memory grows with fragment size;
@@ -109,7 +110,7 @@ interface Transfer {
 interface Resend {
   /** Fragments (files) partly sent when the sender was killed. */
   inFlight: number;
-  /** Bytes beyond the clean run's on the proxy, per in-flight fragment. */
+  /** Bytes the proxy delivered beyond the clean run's, per in-flight fragment: what arrived twice. */
   proxyExtraPerInFlight: number;
   /** What the restarted vmtree node counts as sent again, per in-flight fragment (vmtree only). */
   countedPerInFlight?: number;
@@ -565,14 +566,14 @@ const ROWS: readonly { label: string; pick: (run: RunFigures) => number | undefi
   { label: "(b) 50 ms RTT capped: 1-s peak ÷ cap", pick: (r) => r.wanCapped.peakOverCap },
   { label: "(c) kill -9: fragments in flight", pick: (r) => r.wanKill.inFlight },
   { label: "(c) kill -9: re-sent bytes per in-flight fragment, counted by the node", pick: (r) => r.wanKill.countedPerInFlight },
-  { label: "(c) kill -9: extra proxy bytes per in-flight fragment", pick: (r) => r.wanKill.proxyExtraPerInFlight },
+  { label: "(c) kill -9: bytes delivered twice per in-flight fragment (proxy)", pick: (r) => r.wanKill.proxyExtraPerInFlight },
   { label: "(c) kill -9: goodput ÷ cap, restart included", pick: (r) => r.wanKill.transfer.goodputOverCap },
   { label: "(d) sender peak RSS, MB (max over scenarios)", pick: (r) => Math.max(...scenarios(r).map((t) => t.senderPeakRssMb ?? 0)) },
   { label: "(d) receiver peak RSS, MB (max over scenarios)", pick: (r) => Math.max(...scenarios(r).map((t) => t.receiverPeakRssMb ?? 0)) },
   { label: "(e) rclone 50 ms RTT: goodput ÷ cap", pick: (r) => r.rclone?.wan.goodputOverCap },
   { label: "(e) rclone 50 ms RTT: 1-s peak ÷ cap", pick: (r) => r.rclone?.wan.peakOverCap },
   { label: "(e) rclone kill -9: files in flight", pick: (r) => r.rclone?.kill.inFlight },
-  { label: "(e) rclone kill -9: extra proxy bytes per in-flight file", pick: (r) => r.rclone?.kill.proxyExtraPerInFlight },
+  { label: "(e) rclone kill -9: bytes delivered twice per in-flight file (proxy)", pick: (r) => r.rclone?.kill.proxyExtraPerInFlight },
 ];
 
 function scenarios(run: RunFigures): Transfer[] {
@@ -618,12 +619,12 @@ function printRun(label: string, run: RunFigures, options: Options): void {
   const k = run.wanKill;
   console.log(
     `  kill -9 of the sender at ${KILL_AT * 100} %, 50 ms RTT: ${k.inFlight} in flight; re-sent per in-flight fragment ${k.countedPerInFlight} bytes counted ` +
-      `(${k.countedChunksPerInFlight} chunks), ${k.proxyExtraPerInFlight} bytes beyond the clean run on the proxy; ${describeTransfer(k.transfer)}`,
+      `(${k.countedChunksPerInFlight} chunks), ${k.proxyExtraPerInFlight} bytes delivered beyond the clean run through the proxy; ${describeTransfer(k.transfer)}`,
   );
   if (run.rclone) {
     console.log(`  rclone, 50 ms RTT: ${describeTransfer(run.rclone.wan)}`);
     const r = run.rclone.kill;
-    console.log(`  rclone kill -9 at ${KILL_AT * 100} %: ${r.inFlight} files in flight; ${r.proxyExtraPerInFlight} bytes beyond the clean run per in-flight file; ${describeTransfer(r.transfer)}`);
+    console.log(`  rclone kill -9 at ${KILL_AT * 100} %: ${r.inFlight} files in flight; ${r.proxyExtraPerInFlight} bytes delivered beyond the clean run per in-flight file; ${describeTransfer(r.transfer)}`);
   }
 }
 

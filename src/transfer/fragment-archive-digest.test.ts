@@ -52,7 +52,7 @@ async function upload(archive: FragmentArchive, fragment: Fragment, content: Buf
 }
 
 describe("fragment archive uploads", () => {
-  it("an upload written chunk by chunk is checked against its SHA-256 and moved into place", async () => {
+  it("fragment archive - an upload written chunk by chunk is checked against its SHA-256 and moved into place", async () => {
     const archive = await openArchive();
     const content = randomBytes(5 * CHUNK + 123);
     const fragment = describeContent(content);
@@ -63,7 +63,7 @@ describe("fragment archive uploads", () => {
     expect(await archive.partial(fragment.id)).toBeUndefined();
   });
 
-  it("an upload whose bytes do not match the SHA-256 is refused with DATA_LOSS and dropped, to start again from 0", async () => {
+  it("fragment archive - an upload whose bytes do not match the SHA-256 is refused with DATA_LOSS and dropped, to start again from 0", async () => {
     const archive = await openArchive();
     const content = randomBytes(3 * CHUNK);
     const fragment = describeContent(content, "0".repeat(64));
@@ -75,7 +75,7 @@ describe("fragment archive uploads", () => {
     expect(again.committed).toBe(0);
   });
 
-  it("an upload resumed after a restart is checked over the bytes committed before it too", async () => {
+  it("fragment archive - an upload resumed after a restart is checked over the bytes committed before it too", async () => {
     const content = randomBytes(6 * CHUNK);
     const fragment = describeContent(content);
     await upload(await openArchive(), fragment, content, 2 * CHUNK);
@@ -85,7 +85,7 @@ describe("fragment archive uploads", () => {
     expect((await restarted.completeUpload(partial)).fragment.sha256).toBe(fragment.sha256);
   });
 
-  it("bytes committed before a restart and damaged on disk since are caught at completion", async () => {
+  it("fragment archive - bytes committed before a restart and damaged on disk since are caught at completion", async () => {
     const content = randomBytes(4 * CHUNK);
     const fragment = describeContent(content);
     await upload(await openArchive(), fragment, content, 2 * CHUNK);
@@ -97,7 +97,7 @@ describe("fragment archive uploads", () => {
     await expect(restarted.completeUpload(partial)).rejects.toMatchObject({ code: "data_loss" });
   });
 
-  it("a resumed attempt in the same process goes on from the committed offset and completes", async () => {
+  it("fragment archive - a resumed attempt in the same process goes on from the committed offset and completes", async () => {
     const archive = await openArchive();
     const content = randomBytes(4 * CHUNK + 7);
     const fragment = describeContent(content);

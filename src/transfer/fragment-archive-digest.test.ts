@@ -60,6 +60,9 @@ describe("fragment archive uploads", () => {
     const held = await archive.completeUpload(partial);
     expect(held.fragment.id).toBe(fragment.id);
     expect((await readFile(archive.pathOf(fragment.id))).equals(content)).toBe(true);
+    // The upload's record stays until what follows a receipt (audit, the next hop) is done.
+    expect(await archive.partial(fragment.id)).toMatchObject({ committed: content.length });
+    await archive.settleUpload(fragment.id);
     expect(await archive.partial(fragment.id)).toBeUndefined();
   });
 

@@ -9,12 +9,19 @@ export interface RateLimiterOptions {
 }
 
 /**
- * How much of the rate a late timer may bank for the waiters it kept waiting. Without it
- * every grant would lose its timer's lateness (a millisecond or more), which at small
- * chunks and high rates is most of the throughput; with it capped, a long stall of the
- * event loop cannot turn into a burst.
+ * How much of the rate a late timer, or an event loop stalled by other work, may bank for
+ * the waiters it kept waiting. Without it every grant would lose its timer's lateness (a
+ * millisecond or more, tens of them on a busy machine), which at high rates is a
+ * noticeable share of the throughput. What is caught up never exceeds the cap over any
+ * second: see {@link WINDOW_MS}.
  */
-const TIMER_SLACK_MS = 20;
+const LATE_BANK_MS = 250;
+/**
+ * Grants stop while those of the last second exceed the rate, so that catching up after a
+ * stall cannot make a burst: over any second the limiter lets through at most the rate
+ * plus one take.
+ */
+const WINDOW_MS = 1_000;
 // setTimeout fires at once for delays above 2^31-1 ms.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -63,6 +70,9 @@ export class RateLimiter {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   #bytesGranted = 0;
+  /** Grants of the last {@link WINDOW_MS}, oldest first, and the bytes they hold. */
+  #recent: { at: number; bytes: number }[] = [];
+  #recentBytes = 0;
 
   constructor(options: RateLimiterOptions) {
     this.#bitsPerSecond = checkRate(options.bitsPerSecond);
@@ -147,16 +157,20 @@ export class RateLimiter {
     const perMs = this.#bytesPerMs();
     // Idle time earns nothing, or a link quiet for an hour could then send an hour's
     // worth at once; only time that waiters spent waiting is banked, up to the slack.
-    const floor = this.#queue.length > 0 ? -perMs * TIMER_SLACK_MS : 0;
+    const floor = this.#queue.length > 0 ? -perMs * LATE_BANK_MS : 0;
     this.#debt = Math.max(floor, this.#debt - perMs * elapsedMs);
   }
 
   /** Lets waiters go from the head while the debt is paid, then times the next one. */
   #pump(): void {
-    while (this.#debt <= 0) {
+    while (this.#debt <= 0 && this.#windowWaitMs() === 0) {
       const waiter = this.#queue.shift();
       if (waiter === undefined) break;
-      if (this.#bitsPerSecond !== Infinity) this.#debt += waiter.bytes;
+      if (this.#bitsPerSecond !== Infinity) {
+        this.#debt += waiter.bytes;
+        this.#recent.push({ at: this.#settledAt, bytes: waiter.bytes });
+        this.#recentBytes += waiter.bytes;
+      }
       this.#bytesGranted += waiter.bytes;
       waiter.signal?.removeEventListener("abort", waiter.onAbort);
       waiter.resolve();
@@ -168,7 +182,7 @@ export class RateLimiter {
     this.#disarm();
     if (this.#queue.length === 0) return;
     // Rounded up: a timer that fires before the debt is paid would only have to wait again.
-    const waitMs = Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(this.#debt / this.#bytesPerMs())));
+    const waitMs = Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(this.#debt / this.#bytesPerMs()), Math.ceil(this.#windowWaitMs())));
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#settle();
@@ -189,6 +203,25 @@ export class RateLimiter {
     waiter.reject(waiter.signal?.reason);
     // The debt is unchanged, so the others keep their times; only an empty queue stops the timer.
     this.#arm();
+  }
+
+  /**
+   * Milliseconds until the grants of the last second hold no more than the rate; 0 when they
+   * do already. Forgets the grants older than a second.
+   */
+  #windowWaitMs(): number {
+    if (this.#bitsPerSecond === Infinity) return 0;
+    const now = this.#settledAt;
+    while (this.#recent.length > 0 && this.#recent[0]!.at <= now - WINDOW_MS) this.#recentBytes -= this.#recent.shift()!.bytes;
+    const allowed = this.#bytesPerMs() * WINDOW_MS;
+    let excess = this.#recentBytes - allowed;
+    if (excess <= 0) return 0;
+    // The wait ends when enough of the oldest grants have left the window.
+    for (const grant of this.#recent) {
+      excess -= grant.bytes;
+      if (excess <= 0) return grant.at + WINDOW_MS - now;
+    }
+    return WINDOW_MS;
   }
 
   #bytesPerMs(): number {

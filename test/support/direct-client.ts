@@ -24,8 +24,9 @@ export async function helloStatus(options: { address: string; parentSite: string
 /**
  * A client of the parent at `address` presenting the certificate of the node in `certDir`
  * (or none), trusting the root CA in `trustDir`: a child's identity without its node running.
+ * With `ownConnection`, the client does not share its connection with other clients.
  */
-export async function parentClient(options: { address: string; parentSite: string; trustDir: string; certDir?: string }): Promise<ParentServiceClient> {
+export async function parentClient(options: { address: string; parentSite: string; trustDir: string; certDir?: string; ownConnection?: boolean }): Promise<ParentServiceClient> {
   const rootCa = await readFile(join(options.trustDir, "tls", "root-ca.pem"), "utf8");
   const creds = options.certDir
     ? clientCredentials(
@@ -37,5 +38,7 @@ export async function parentClient(options: { address: string; parentSite: strin
         options.parentSite,
       )
     : clientCredentials({ rootCa }, options.parentSite);
-  return new ParentServiceClient(options.address, creds ?? credentials.createInsecure(), channelOptionsFor(options.parentSite));
+  // grpc-js shares one connection among clients of the same target and options unless told not to.
+  const own = options.ownConnection ? { "grpc.use_local_subchannel_pool": 1 } : {};
+  return new ParentServiceClient(options.address, creds ?? credentials.createInsecure(), { ...channelOptionsFor(options.parentSite), ...own });
 }

@@ -29,6 +29,12 @@ function fragmentOf(site: string, data: Buffer, override: Partial<Fragment> = {}
   return { ...fragment, ...override };
 }
 
+/** A recording of `camera` at `site`, not an incident: it goes up only to answer a request. */
+function recordingOf(site: string, camera: string, data: Buffer): Fragment {
+  const fragment = { ...fragmentOf(site, data), camera_id: camera, incident: false };
+  return { ...fragment, id: fragmentIdFor(fragment) };
+}
+
 const chunk = (offset: number, data: Buffer): UploadFragmentRequest => ({ message: { $case: "chunk", value: { offset, data, crc32: crc32(data) } } });
 const start = (fragment: Fragment, requestId = "", priority = "requested"): UploadFragmentRequest => ({ message: { $case: "start", value: { fragment, priority, request_id: requestId } } });
 
@@ -143,6 +149,38 @@ describe("break: fragment uploads from a hostile child", () => {
     const good = await upload(asAla, [start(fragment), chunk(0, data.subarray(0, 1024 * 1024)), chunk(1024 * 1024, data.subarray(1024 * 1024, 2 * 1024 * 1024)), chunk(2 * 1024 * 1024, data.subarray(2 * 1024 * 1024))]);
     expect(good).toMatchObject({ code: status.OK, committed: [0, 1024 * 1024, 2 * 1024 * 1024, 3 * 1024 * 1024] });
   }, 60_000);
+
+  it("break - a fragment of 0 bytes is refused like an empty recording (fragments add refuses them)", async () => {
+    const result = await upload(asAla, [start(fragmentOf("kz.ala", Buffer.alloc(0)))]);
+    expect(result.code).toBe(status.INVALID_ARGUMENT);
+    expect(result.details).toMatch(/^upload: fragment field size "0" is not a size of 1 to 68719476736 bytes$/);
+    expect((await admin.listFragments({ site: "" })).fragments.filter((f) => f.size === 0)).toEqual([]);
+  }, 30_000);
+
+  it("break - a fragment nobody asked for (no request, not an incident) is refused with PERMISSION_DENIED", async () => {
+    const data = randomBytes(2000);
+    const fragment = recordingOf("kz.ala", "cam-unasked", data);
+    const result = await upload(asAla, [start(fragment, "", "routine"), chunk(0, data)]);
+    expect(result).toMatchObject({ code: status.PERMISSION_DENIED, details: `site kz.ala may not upload fragment ${fragment.id}: it is not an incident and answers no request` });
+    expect((await admin.listFragments({ site: "" })).fragments.map((f) => f.id)).not.toContain(fragment.id);
+  }, 30_000);
+
+  it("break - a child tagging its upload with a request routed to another child is refused, and that request's record is untouched; the child it was routed to delivers", async () => {
+    const { request } = await admin.requestFragments({ site: "kz.ala", camera_id: "cam-x", from_ms: 0, to_ms: 1_800_000_000_000, reason: "probe", requested_by: "user:probe" });
+    const id = request!.id;
+    const data = randomBytes(2000);
+    const foreign = recordingOf("kz.ast", "cam-x", data);
+    const refused = await upload(asAst, [start(foreign, id), chunk(0, data)]);
+    expect(refused).toMatchObject({ code: status.PERMISSION_DENIED, details: `site kz.ast may not upload fragment ${foreign.id}: request ${id} was not routed to kz.ast or does not ask for it` });
+    const other = recordingOf("kz.ala", "cam-other", data);
+    expect((await upload(asAla, [start(other, id), chunk(0, data)])).code).toBe(status.PERMISSION_DENIED);
+    const before = (await admin.listFragmentRequests({})).requests.find((r) => r.request?.id === id);
+    expect({ delivered: before?.delivered, state: before?.state }).toEqual({ delivered: 0, state: "pending" });
+    const asked = recordingOf("kz.ala", "cam-x", data);
+    expect((await upload(asAla, [start(asked, id), chunk(0, data)])).code).toBe(status.OK);
+    const after = (await admin.listFragmentRequests({})).requests.find((r) => r.request?.id === id);
+    expect(after?.delivered).toBe(1);
+  }, 30_000);
 
   it("break - a child answering a request never routed to it, or another child's, is refused with PERMISSION_DENIED", async () => {
     const { request } = await admin.requestFragments({ site: "kz.ala", camera_id: "cam-y", from_ms: 0, to_ms: 1_800_000_000_000, reason: "probe", requested_by: "user:probe" });

@@ -64,7 +64,7 @@ export function checkFragment(fragment: Fragment | undefined, where: string): Fr
   if (!CAMERA_ID.test(fragment.camera_id)) bad("camera_id", fragment.camera_id, "a camera id");
   if (!isTime(fragment.start_ms)) bad("start_ms", fragment.start_ms, "a time");
   if (!isTime(fragment.end_ms) || fragment.end_ms < fragment.start_ms) bad("end_ms", fragment.end_ms, "a time at or after start_ms");
-  if (!Number.isSafeInteger(fragment.size) || fragment.size < 0 || fragment.size > MAX_FRAGMENT_BYTES) bad("size", fragment.size, `a size of at most ${MAX_FRAGMENT_BYTES} bytes`);
+  if (!Number.isSafeInteger(fragment.size) || fragment.size < 1 || fragment.size > MAX_FRAGMENT_BYTES) bad("size", fragment.size, `a size of 1 to ${MAX_FRAGMENT_BYTES} bytes`);
   if (!SHA256.test(fragment.sha256)) bad("sha256", fragment.sha256, "a lower-case hex SHA-256");
   if (fragment.file_name !== "" && !FILE_NAME.test(fragment.file_name)) bad("file_name", fragment.file_name, "a plain file name");
   if (!isTime(fragment.added_ms)) bad("added_ms", fragment.added_ms, "a time");

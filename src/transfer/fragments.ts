@@ -65,7 +65,7 @@ export class Fragments {
     this.#options = options;
     this.archive = new FragmentArchive(options.store, options.dir);
     this.requests = new FragmentRequests(options.store);
-    this.receiver = new UploadReceiver(this.archive, (held, partial) => this.#received(held, partial));
+    this.receiver = new UploadReceiver(this.archive, this.requests, (held, partial) => this.#received(held, partial));
     this.queue = options.parentSite
       ? new TransferQueue({
           store: options.store,

@@ -8,6 +8,7 @@ import { isInSubtree } from "../pki/site-id.ts";
 import { waitForDrain } from "../util/drain.ts";
 import type { FragmentArchive, HeldFragment, PartialUpload } from "./fragment-archive.ts";
 import { checkFragment, PRIORITIES, type Priority } from "./fragment-meta.ts";
+import type { FragmentRequests } from "./fragment-requests.ts";
 
 /** Largest chunk accepted: a sender's chunks are smaller, and one chunk is what a resume may send again. */
 export const MAX_CHUNK_BYTES = 1024 * 1024;
@@ -42,11 +43,13 @@ interface Attempt {
  */
 export class UploadReceiver {
   readonly #archive: FragmentArchive;
+  readonly #requests: FragmentRequests;
   readonly #onReceived: (held: HeldFragment, partial: PartialUpload) => Promise<void>;
   readonly #attempts = new Map<string, Attempt>();
 
-  constructor(archive: FragmentArchive, onReceived: (held: HeldFragment, partial: PartialUpload) => Promise<void>) {
+  constructor(archive: FragmentArchive, requests: FragmentRequests, onReceived: (held: HeldFragment, partial: PartialUpload) => Promise<void>) {
     this.#archive = archive;
+    this.#requests = requests;
     this.#onReceived = onReceived;
   }
 
@@ -68,7 +71,8 @@ export class UploadReceiver {
       await eachMessage<UploadFragmentRequest>(call, async (request) => {
         if (!attempt) {
           if (request.message?.$case !== "start") throw new VmtreeError("invalid_argument", "an upload starts with its fragment's description");
-          const start = checkStart(request.message.value, child);
+          const checked = checkStart(request.message.value, child);
+          const start = { ...checked, requestId: await this.#purpose(checked, child) };
           const held = await this.#archive.get(start.fragment.id);
           if (held) {
             attempt = { view: view(start, child, held.fragment.size), superseded: false, inHand: Promise.resolve() };
@@ -120,6 +124,22 @@ export class UploadReceiver {
     if (partial.committed < partial.fragment.size) return { committed: partial.committed, complete: false };
     await file.close();
     return this.#complete(partial);
+  }
+
+  /**
+   * Why `child` may send this fragment: a request routed to it that the fragment answers
+   * (returns its id), or an incident, which goes up unasked (R-6.7; a request id that does
+   * not qualify is then dropped, "" is returned). Anything else nobody asked for.
+   */
+  async #purpose(start: ReturnType<typeof checkStart>, child: string): Promise<string> {
+    const { fragment, requestId } = start;
+    const record = requestId ? await this.#requests.get(requestId) : undefined;
+    const { request } = record ?? {};
+    const answers = request !== undefined && isInSubtree(fragment.site, request.site) && fragment.camera_id === request.camera_id && fragment.start_ms <= request.to_ms && fragment.end_ms >= request.from_ms;
+    if (record?.via === child && answers) return requestId;
+    if (fragment.incident) return "";
+    const why = requestId ? `request ${requestId} was not routed to ${child} or does not ask for it` : "it is not an incident and answers no request";
+    throw new VmtreeError("permission_denied", `site ${child} may not upload fragment ${fragment.id}: ${why}`);
   }
 
   async #complete(partial: PartialUpload): Promise<UploadFragmentResponse> {

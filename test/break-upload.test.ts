@@ -9,6 +9,7 @@ import type { ParentServiceClient } from "../src/gen/vmtree/v1/link.ts";
 import { connectAdmin, type NodeAdmin } from "../src/node/admin-client.ts";
 import { decodeJoinToken } from "../src/pki/join-token.ts";
 import { fragmentIdFor } from "../src/transfer/fragment-meta.ts";
+import { MAX_PARTIALS_PER_CHILD } from "../src/transfer/upload-receiver.ts";
 import { parentClient } from "./support/direct-client.ts";
 import { killAll, removeTempDirs } from "./support/processes.ts";
 import { initRoot, joinChild, ok, waitFor, type TestNode } from "./support/tree.ts";
@@ -200,11 +201,13 @@ describe("break: fragment uploads from a hostile child", () => {
 
   it("break - 64 idle uploads of one child hold its slots (the 65th gets RESOURCE_EXHAUSTED) while another child uploads and the node answers", async () => {
     const held: Upload[] = [];
+    // All of one fragment: each attempt takes over from the one before, and they leave one partial upload.
+    const idle = fragmentOf("kz.ala", randomBytes(1000));
     // The link server allows 32 streams per connection: a child wanting more opens more connections.
     const connections = await Promise.all([0, 1, 2].map(() => parentClient({ address: kz.address, parentSite: "kz", trustDir: kz.dir, certDir: ala.dir, ownConnection: true })));
     try {
       for (let i = 0; i < 64; i += 1) {
-        const open = await opened(connections[i % 2]!, fragmentOf("kz.ala", randomBytes(1000)));
+        const open = await opened(connections[i % 2]!, idle);
         expect(open.code).toBeUndefined();
         held.push(open.call);
       }
@@ -221,8 +224,31 @@ describe("break: fragment uploads from a hostile child", () => {
       for (const connection of connections) connection.close();
     }
     // Cancelled uploads free their places.
-    await waitFor(async () => (await opened(asAla, fragmentOf("kz.ala", randomBytes(10)))), (o) => { o.call.cancel(); return o.code === undefined; }, 10_000, "a slot free again");
+    await waitFor(async () => (await opened(asAla, idle)), (o) => { o.call.cancel(); return o.code === undefined; }, 10_000, "a slot free again");
   }, 90_000);
+
+  it("break - partial uploads a child starts and abandons are capped: the 65th unfinished fragment is refused with RESOURCE_EXHAUSTED, other children upload on", async () => {
+    const partialDir = join(kz.dir, "fragments", "partial");
+    const before = (await readdir(partialDir)).length;
+    const oneMiB = randomBytes(1024 * 1024);
+    const codes: status[] = [];
+    for (let i = 0; i < 80; i += 1) {
+      // Each claims 64 GiB, sends one chunk and is abandoned.
+      const fragment = fragmentOf("kz.ala", oneMiB, {}, 64 * 1024 ** 3);
+      const result = await upload(asAla, [start(fragment), chunk(0, oneMiB)]);
+      codes.push(result.code);
+    }
+    const kept = (await readdir(partialDir)).length;
+    expect(before).toBeLessThan(MAX_PARTIALS_PER_CHILD);
+    expect(kept).toBe(MAX_PARTIALS_PER_CHILD);
+    expect(codes.filter((c) => c === status.OK).length).toBe(MAX_PARTIALS_PER_CHILD - before);
+    expect(codes.filter((c) => c === status.RESOURCE_EXHAUSTED).length).toBe(80 - (MAX_PARTIALS_PER_CHILD - before));
+    const refusal = (await kz.auditList(["--action", "call.refused"])).at(-1);
+    expect(refusal).toMatchObject({ actor: "site:kz.ala", target: "UploadFragment", details: { code: "resource_exhausted", reason: `site kz.ala has ${MAX_PARTIALS_PER_CHILD} unfinished uploads here, the most one child may have; finish or abandon some (they expire after 7 days untouched)` } });
+    // Another child is not held back by kz.ala's.
+    const data = randomBytes(1000);
+    expect((await upload(asAst, [start(fragmentOf("kz.ast", data)), chunk(0, data)])).code).toBe(status.OK);
+  }, 120_000);
 
   it("break - a revocation closes an upload in progress within 5 s, and the revoked child's next upload is refused", async () => {
     const call = client();

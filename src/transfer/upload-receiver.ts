@@ -13,6 +13,11 @@ import type { FragmentRequests } from "./fragment-requests.ts";
 /** Largest chunk accepted: a sender's chunks are smaller, and one chunk is what a resume may send again. */
 export const MAX_CHUNK_BYTES = 1024 * 1024;
 const REQUEST_ID = /^[a-z0-9.-]{1,140}\/[0-9]{1,15}$/;
+/**
+ * Unfinished uploads one child may have here: far more than it sends in parallel, and what
+ * bounds the partial data a child can start and abandon (each kept until it expires).
+ */
+export const MAX_PARTIALS_PER_CHILD = 64;
 
 /** An upload arriving here, for the transfers view. */
 export interface IncomingUpload {
@@ -83,6 +88,7 @@ export class UploadReceiver {
             // The older attempt's last chunk may have completed the fragment meanwhile.
             heldSince = await this.#archive.get(start.fragment.id);
             if (heldSince) return;
+            if (!(await this.#archive.partial(start.fragment.id))) await this.#checkRoom(child);
             partial = await this.#archive.resumeUpload({ fragment: start.fragment, from: child, priority: start.priority, requestId: start.requestId });
             if (partial.fragment.size !== start.fragment.size) throw new VmtreeError("invalid_argument", `fragment ${start.fragment.id} is being uploaded with another size`);
             taken.view.committed = taken.view.startOffset = partial.committed;
@@ -140,6 +146,14 @@ export class UploadReceiver {
     if (fragment.incident) return "";
     const why = requestId ? `request ${requestId} was not routed to ${child} or does not ask for it` : "it is not an incident and answers no request";
     throw new VmtreeError("permission_denied", `site ${child} may not upload fragment ${fragment.id}: ${why}`);
+  }
+
+  /** Refuses a new upload from `child` past {@link MAX_PARTIALS_PER_CHILD} unfinished ones. */
+  async #checkRoom(child: string): Promise<void> {
+    const unfinished = (await this.#archive.partials()).filter((p) => p.from === child).length;
+    if (unfinished >= MAX_PARTIALS_PER_CHILD) {
+      throw new VmtreeError("resource_exhausted", `site ${child} has ${unfinished} unfinished uploads here, the most one child may have; finish or abandon some (they expire after 7 days untouched)`);
+    }
   }
 
   async #complete(partial: PartialUpload): Promise<UploadFragmentResponse> {

@@ -57,6 +57,20 @@ describe("break: fragments through the admin API", () => {
     await expect(admin.exportFragment({ id, out_path: "/proc/self/vmtree-out" })).rejects.toMatchObject({ code: "failed_precondition" });
   }, 30_000);
 
+  it("break - export never writes through a symlink planted where it stages its copy", async () => {
+    const source = join(files, "staged.mp4");
+    await writeFile(source, "staged recording");
+    const { fragment } = await admin.addFragment(recording(source));
+    const victim = join(files, "victim-of-staging");
+    await writeFile(victim, "victim");
+    // Whoever may write in the --out folder plants the staging name ahead of the export.
+    await symlink(victim, join(files, ".planted.mp4.vmtree-export"));
+    const out = join(files, "planted.mp4");
+    await admin.exportFragment({ id: fragment!.id, out_path: out });
+    expect(await readFile(victim, "utf8")).toBe("victim");
+    expect(await readFile(out, "utf8")).toBe("staged recording");
+  }, 30_000);
+
   it("break - a directory and /dev/zero are refused as recordings with INVALID_ARGUMENT", async () => {
     const dir = join(files, "a-dir");
     await mkdir(dir);

@@ -1,3 +1,5 @@
+import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
 import { copyFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import type { AuditLog } from "../audit/audit-log.ts";
@@ -134,9 +136,10 @@ export class Fragments {
     if (await stat(outPath).then(() => true, () => false)) throw new VmtreeError("already_exists", `${outPath} exists; choose another --out`);
     const sha256 = await sha256Of(this.archive.pathOf(id));
     if (sha256 !== held.fragment.sha256) throw new VmtreeError("data_loss", `the archive's copy of fragment ${id} is damaged (SHA-256 ${sha256}, recorded ${held.fragment.sha256})`);
-    const staging = join(dirname(outPath), `.${recorderFileName(outPath)}.vmtree-export`);
+    // A fresh name, created exclusively: a copy never follows a link someone planted there.
+    const staging = join(dirname(outPath), `.${recorderFileName(outPath)}.${randomBytes(6).toString("hex")}.vmtree-export`);
     try {
-      await copyFile(this.archive.pathOf(id), staging);
+      await copyFile(this.archive.pathOf(id), staging, constants.COPYFILE_EXCL);
       await rename(staging, outPath);
     } catch (error) {
       await rm(staging, { force: true });

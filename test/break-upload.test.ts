@@ -158,6 +158,13 @@ describe("break: fragment uploads from a hostile child", () => {
     expect((await admin.listFragments({ site: "" })).fragments.filter((f) => f.size === 0)).toEqual([]);
   }, 30_000);
 
+  it("break - a fragment ending far in the future (which retention would keep for ever) is refused with INVALID_ARGUMENT (R-13)", async () => {
+    const data = randomBytes(100);
+    const far = { ...fragmentOf("kz.ala", data), end_ms: 9_999_999_999_999 };
+    const result = await upload(asAla, [start({ ...far, id: fragmentIdFor(far) }), chunk(0, data)]);
+    expect(result).toMatchObject({ code: status.INVALID_ARGUMENT, details: 'upload: fragment field end_ms "9999999999999" is not a time already past (a day of clock difference allowed)' });
+  }, 30_000);
+
   it("break - a fragment nobody asked for (no request, not an incident) is refused with PERMISSION_DENIED", async () => {
     const data = randomBytes(2000);
     const fragment = recordingOf("kz.ala", "cam-unasked", data);

@@ -12,6 +12,8 @@ const SHA256 = /^[0-9a-f]{64}$/;
 const FILE_NAME = /^[^/\\\u0000-\u001f\u007f]{1,255}$/;
 /** Largest fragment accepted: far above a recorder's segments, far below what breaks offsets. */
 export const MAX_FRAGMENT_BYTES = 64 * 1024 ** 3;
+/** How far ahead of this node's clock a recording's end may be: clocks of sites differ. */
+const MAX_CLOCK_AHEAD_MS = 86_400_000;
 /** Latest time accepted, about the year 2286: beyond it a timestamp is an error. */
 const MAX_TIME_MS = 10_000_000_000_000;
 
@@ -64,6 +66,8 @@ export function checkFragment(fragment: Fragment | undefined, where: string): Fr
   if (!CAMERA_ID.test(fragment.camera_id)) bad("camera_id", fragment.camera_id, "a camera id");
   if (!isTime(fragment.start_ms)) bad("start_ms", fragment.start_ms, "a time");
   if (!isTime(fragment.end_ms) || fragment.end_ms < fragment.start_ms) bad("end_ms", fragment.end_ms, "a time at or after start_ms");
+  // Retention counts from the end: a recording ending centuries ahead would never expire (R-13).
+  if (fragment.end_ms > Date.now() + MAX_CLOCK_AHEAD_MS) bad("end_ms", fragment.end_ms, "a time already past (a day of clock difference allowed)");
   if (!Number.isSafeInteger(fragment.size) || fragment.size < 1 || fragment.size > MAX_FRAGMENT_BYTES) bad("size", fragment.size, `a size of 1 to ${MAX_FRAGMENT_BYTES} bytes`);
   if (!SHA256.test(fragment.sha256)) bad("sha256", fragment.sha256, "a lower-case hex SHA-256");
   if (fragment.file_name !== "" && !FILE_NAME.test(fragment.file_name)) bad("file_name", fragment.file_name, "a plain file name");

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { copyFile, link, mkdir, open, readdir, rename, rm, stat, type FileHandle } from "node:fs/promises";
+import { copyFile, link, lstat, mkdir, open, readdir, realpath, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { VmtreeError } from "../errors.ts";
 import type { Fragment } from "../gen/vmtree/v1/fragment.ts";
@@ -95,14 +95,21 @@ export class FragmentArchive {
     await mkdir(this.#partialDir, { recursive: true, mode: 0o700 });
     const staging = join(this.#partialDir, `add-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
     try {
-      await link(sourcePath, staging).catch(async (error: NodeJS.ErrnoException) => {
+      // The file a symlink names, not the link: the archive must not follow a link that can change.
+      const source = await realpath(sourcePath);
+      // Opening a FIFO or a device would block one of libuv's few threads, which the store needs too.
+      await assertRegularFile(source, sourcePath);
+      await link(source, staging).catch(async (error: NodeJS.ErrnoException) => {
         if (error.code !== "EXDEV" && error.code !== "EPERM") throw error;
-        await copyFile(sourcePath, staging);
+        await copyFile(source, staging);
       });
     } catch (error) {
+      if (error instanceof VmtreeError) throw error;
       throw new VmtreeError("invalid_argument", `cannot read the recording ${sourcePath}: ${(error as Error).message}`, { cause: error });
     }
     try {
+      // Again on what was taken: the source may have been replaced since it was checked.
+      await assertRegularFile(staging, sourcePath);
       const { size } = await stat(staging);
       if (size === 0) throw new VmtreeError("invalid_argument", `the recording ${sourcePath} is empty`);
       const fragment = describe(size, await sha256Of(staging));
@@ -236,6 +243,10 @@ export class FragmentArchive {
     }
     return expired;
   }
+}
+
+async function assertRegularFile(path: string, named: string): Promise<void> {
+  if (!(await lstat(path)).isFile()) throw new VmtreeError("invalid_argument", `the recording ${named} is not a regular file`);
 }
 
 export function sha256Of(path: string): Promise<string> {

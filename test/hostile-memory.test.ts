@@ -31,7 +31,7 @@ async function rssBytes(pid: number): Promise<number> {
 
 // A served root kz and its enrolled children kz.ala and kz.ast, not served: the test holds their keys and
 // pushes chunks without waiting for their acknowledgements, on one connection per upload.
-describe("break: memory of a parent under a child's uploads", () => {
+describe("hostile: memory of a parent under a child's uploads", () => {
   let kz: TestNode;
   const children = new Map<string, TestNode>();
   const clients: ParentServiceClient[] = [];
@@ -48,7 +48,7 @@ describe("break: memory of a parent under a child's uploads", () => {
     await removeTempDirs();
   });
 
-  it("break - only 3 connections of a child get the raised receive window; another is raised when one of them closes", async () => {
+  it("hostile - only 3 connections of a child get the raised receive window; another is raised when one of them closes", async () => {
     const tls = (file: string) => readFile(join(children.get("kz.ala")!.dir, "tls", file));
     const [ca, cert, key] = await Promise.all([readFile(join(kz.dir, "tls", "root-ca.pem")), tls("node.pem"), tls("node.key")]);
     /** Resolves with the initial window the server announces once it has settled (its first SETTINGS and any update). */
@@ -78,7 +78,7 @@ describe("break: memory of a parent under a child's uploads", () => {
     // Each case as another child: the partial uploads one leaves count against that child's cap.
     { uploads: 32, perConnection: 32, child: "kz.ala" },
     { uploads: 64, perConnection: 1, child: "kz.ast" },
-  ])("break - $uploads uploads, $perConnection per connection, each pushing 32 MiB unacknowledged, grow the parent's RSS by less than 384 MiB and it answers", async ({ uploads, perConnection, child }) => {
+  ])("hostile - $uploads uploads, $perConnection per connection, each pushing 32 MiB unacknowledged, grow the parent's RSS by less than 384 MiB and it answers", async ({ uploads, perConnection, child }) => {
     // A fresh process for each case: a baseline that includes the last case's heap would hide growth.
     await kz.stop();
     await kz.serve();

@@ -71,7 +71,7 @@ function opened(client: ParentServiceClient, fragment: Fragment): Promise<{ call
 
 // A served root kz and two enrolled children kz.ala and kz.ast, not served: the tests hold their keys
 // and speak UploadFragment / SyncCommands as a hostile child would (R-6.5, issue 5, issue 6).
-describe("break: fragment uploads from a hostile child", () => {
+describe("hostile: fragment uploads from a hostile child", () => {
   let kz: TestNode;
   let ala: TestNode;
   let ast: TestNode;
@@ -97,7 +97,7 @@ describe("break: fragment uploads from a hostile child", () => {
     await removeTempDirs();
   });
 
-  it("break - a fragment of another child's site, of the parent itself or of a sibling's subtree is refused with PERMISSION_DENIED", async () => {
+  it("hostile - a fragment of another child's site, of the parent itself or of a sibling's subtree is refused with PERMISSION_DENIED", async () => {
     const data = randomBytes(1000);
     for (const site of ["kz.ast", "kz", "kz.ast.metro-01", "kz.alab"]) {
       const result = await upload(asAla, [start(fragmentOf(site, data)), chunk(0, data)]);
@@ -107,7 +107,7 @@ describe("break: fragment uploads from a hostile child", () => {
     expect((await admin.listFragments({ site: "" })).fragments).toEqual([]);
   }, 60_000);
 
-  it("break - malformed descriptions are refused with INVALID_ARGUMENT: ids with / .. NUL or unicode, sha256 not hex, size past 64 GiB", async () => {
+  it("hostile - malformed descriptions are refused with INVALID_ARGUMENT: ids with / .. NUL or unicode, sha256 not hex, size past 64 GiB", async () => {
     const data = randomBytes(100);
     const cases: [string, Fragment][] = [
       ["id with /", fragmentOf("kz.ala", data, { id: "f-../../x" })],
@@ -128,7 +128,7 @@ describe("break: fragment uploads from a hostile child", () => {
     expect(partial).toEqual([]);
   }, 60_000);
 
-  it("break - chunks out of order, past the end, over 1 MiB, empty or with a wrong CRC are refused; nothing past the committed offset is kept", async () => {
+  it("hostile - chunks out of order, past the end, over 1 MiB, empty or with a wrong CRC are refused; nothing past the committed offset is kept", async () => {
     const data = randomBytes(3 * 1024 * 1024);
     const fragment = fragmentOf("kz.ala", data);
     const bad: [string, UploadFragmentRequest, status][] = [
@@ -151,21 +151,21 @@ describe("break: fragment uploads from a hostile child", () => {
     expect(good).toMatchObject({ code: status.OK, committed: [0, 1024 * 1024, 2 * 1024 * 1024, 3 * 1024 * 1024] });
   }, 60_000);
 
-  it("break - a fragment of 0 bytes is refused like an empty recording (fragments add refuses them)", async () => {
+  it("hostile - a fragment of 0 bytes is refused like an empty recording (fragments add refuses them)", async () => {
     const result = await upload(asAla, [start(fragmentOf("kz.ala", Buffer.alloc(0)))]);
     expect(result.code).toBe(status.INVALID_ARGUMENT);
     expect(result.details).toMatch(/^upload: fragment field size "0" is not a size of 1 to 68719476736 bytes$/);
     expect((await admin.listFragments({ site: "" })).fragments.filter((f) => f.size === 0)).toEqual([]);
   }, 30_000);
 
-  it("break - a fragment ending far in the future (which retention would keep for ever) is refused with INVALID_ARGUMENT (R-13)", async () => {
+  it("hostile - a fragment ending far in the future (which retention would keep for ever) is refused with INVALID_ARGUMENT (R-13)", async () => {
     const data = randomBytes(100);
     const far = { ...fragmentOf("kz.ala", data), end_ms: 9_999_999_999_999 };
     const result = await upload(asAla, [start({ ...far, id: fragmentIdFor(far) }), chunk(0, data)]);
     expect(result).toMatchObject({ code: status.INVALID_ARGUMENT, details: 'upload: fragment field end_ms "9999999999999" is not a time already past (a day of clock difference allowed)' });
   }, 30_000);
 
-  it("break - a fragment nobody asked for (no request, not an incident) is refused with PERMISSION_DENIED", async () => {
+  it("hostile - a fragment nobody asked for (no request, not an incident) is refused with PERMISSION_DENIED", async () => {
     const data = randomBytes(2000);
     const fragment = recordingOf("kz.ala", "cam-unasked", data);
     const result = await upload(asAla, [start(fragment, "", "routine"), chunk(0, data)]);
@@ -173,7 +173,7 @@ describe("break: fragment uploads from a hostile child", () => {
     expect((await admin.listFragments({ site: "" })).fragments.map((f) => f.id)).not.toContain(fragment.id);
   }, 30_000);
 
-  it("break - a child tagging its upload with a request routed to another child is refused, and that request's record is untouched; the child it was routed to delivers", async () => {
+  it("hostile - a child tagging its upload with a request routed to another child is refused, and that request's record is untouched; the child it was routed to delivers", async () => {
     const { request } = await admin.requestFragments({ site: "kz.ala", camera_id: "cam-x", from_ms: 0, to_ms: 1_800_000_000_000, reason: "probe", requested_by: "user:probe" });
     const id = request!.id;
     const data = randomBytes(2000);
@@ -190,7 +190,7 @@ describe("break: fragment uploads from a hostile child", () => {
     expect(after?.delivered).toBe(1);
   }, 30_000);
 
-  it("break - a child answering a request never routed to it, or another child's, is refused with PERMISSION_DENIED", async () => {
+  it("hostile - a child answering a request never routed to it, or another child's, is refused with PERMISSION_DENIED", async () => {
     const { request } = await admin.requestFragments({ site: "kz.ala", camera_id: "cam-y", from_ms: 0, to_ms: 1_800_000_000_000, reason: "probe", requested_by: "user:probe" });
     const routed = request!.id;
     for (const [client, id] of [[asAst, routed], [asAla, "kz/99"], [asAla, "kz.ala/1"]] as const) {
@@ -206,7 +206,7 @@ describe("break: fragment uploads from a hostile child", () => {
     expect(record?.state).toBe("pending");
   }, 30_000);
 
-  it("break - 64 idle uploads of one child hold its slots (the 65th gets RESOURCE_EXHAUSTED) while another child uploads and the node answers", async () => {
+  it("hostile - 64 idle uploads of one child hold its slots (the 65th gets RESOURCE_EXHAUSTED) while another child uploads and the node answers", async () => {
     const held: Upload[] = [];
     // All of one fragment: each attempt takes over from the one before, and they leave one partial upload.
     const idle = fragmentOf("kz.ala", randomBytes(1000));
@@ -234,7 +234,7 @@ describe("break: fragment uploads from a hostile child", () => {
     await waitFor(async () => (await opened(asAla, idle)), (o) => { o.call.cancel(); return o.code === undefined; }, 10_000, "a slot free again");
   }, 90_000);
 
-  it("break - partial uploads a child starts and abandons are capped: the 65th unfinished fragment is refused with RESOURCE_EXHAUSTED, other children upload on", async () => {
+  it("hostile - partial uploads a child starts and abandons are capped: the 65th unfinished fragment is refused with RESOURCE_EXHAUSTED, other children upload on", async () => {
     const partialDir = join(kz.dir, "fragments", "partial");
     const before = (await readdir(partialDir)).length;
     const oneMiB = randomBytes(1024 * 1024);
@@ -257,7 +257,7 @@ describe("break: fragment uploads from a hostile child", () => {
     expect((await upload(asAst, [start(fragmentOf("kz.ast", data)), chunk(0, data)])).code).toBe(status.OK);
   }, 120_000);
 
-  it("break - a revocation closes an upload in progress within 5 s, and the revoked child's next upload is refused", async () => {
+  it("hostile - a revocation closes an upload in progress within 5 s, and the revoked child's next upload is refused", async () => {
     const call = client();
     function client(): Upload {
       return asAst.uploadFragment();
@@ -277,7 +277,7 @@ describe("break: fragment uploads from a hostile child", () => {
     expect(again.code).toBe(status.PERMISSION_DENIED);
   }, 60_000);
 
-  it("break - nothing secret in the parent's log: no private key, no join token", async () => {
+  it("hostile - nothing secret in the parent's log: no private key, no join token", async () => {
     const token = await kz.invite("kz.kar");
     ok(await kz.cli(["status"]));
     const output = kz.process!.stdout() + kz.process!.stderr();

@@ -43,7 +43,7 @@ afterEach(async () => {
 });
 
 /** What a fake parent does with a request: answers it, fails the call, or says nothing. */
-type Answer = UploadFragmentResponse | "fail" | undefined;
+type Answer = UploadFragmentResponse | "fail" | "damaged" | undefined;
 
 /** An UploadFragment call of a fake parent: `answer` says what it does with each request. */
 class FakeCall extends EventEmitter {
@@ -61,6 +61,7 @@ class FakeCall extends EventEmitter {
     this.requests.push(request);
     const response = this.#answer(request);
     if (response === "fail") setImmediate(() => this.emit("error", Object.assign(new Error("unavailable"), { code: status.UNAVAILABLE, details: "connection reset", metadata: undefined })));
+    else if (response === "damaged") setImmediate(() => this.emit("error", Object.assign(new Error("data loss"), { code: status.DATA_LOSS, details: "arrived whole but its SHA-256 does not match", metadata: undefined })));
     else if (response) setImmediate(() => this.emit("data", response));
     return true;
   }
@@ -121,6 +122,24 @@ describe("TransferQueue", () => {
     await until(() => sent.length === 1, "the job sent on the new link");
     expect(fresh.calls).toHaveLength(1);
     expect(sent[0]).toMatchObject({ fragmentId: fragment.id, attempts: 2, resent: 0 });
+  });
+
+  it("TransferQueue - a fragment damaged in the archive here fails for good once the parent finds it wrong, instead of being sent again and again", async () => {
+    const fragment = await ownFragment(1_000);
+    // The recorder rewrites its file after registering it; the archive holds a hard link to it.
+    await writeFile(path.join(dir, "recording.bin"), Buffer.alloc(1_000, 2));
+    const parent = fakeParent((request) => (request.message?.$case === "start" ? { committed: 0, complete: false } : "damaged"));
+    queue.attach(parent.client);
+    await queue.enqueue(fragment.id, "incident", "");
+    await until(() => parent.calls.length === 1 && parent.calls[0]!.requests.length === 2, "the fragment sent once");
+    const failed = async () => (await queue.list()).find((view) => view.fragmentId === fragment.id && view.state === "failed");
+    for (let i = 0; i < 100 && !(await failed()); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await failed()).toMatchObject({
+      attempts: 1,
+      lastError: expect.stringContaining(`fragment ${fragment.id} is damaged here: its file's SHA-256 is `),
+    });
+    expect(parent.calls).toHaveLength(1);
+    expect(sent).toEqual([]);
   });
 
   it("TransferQueue - bytes sent again by an attempt that failed count in the job's resent, as well as the chunk in flight", async () => {

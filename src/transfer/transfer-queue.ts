@@ -1,10 +1,11 @@
 import PQueue from "p-queue";
 import { VmtreeError } from "../errors.ts";
+import type { Fragment } from "../gen/vmtree/v1/fragment.ts";
 import type { ParentServiceClient } from "../gen/vmtree/v1/link.ts";
 import type { NodeStore } from "../store/node-store.ts";
 import { Backoff, delay } from "../util/backoff.ts";
 import type { Logger } from "../util/log.ts";
-import type { FragmentArchive } from "./fragment-archive.ts";
+import { sha256Of, type FragmentArchive } from "./fragment-archive.ts";
 import { PRIORITY_RANK, type Priority } from "./fragment-meta.ts";
 import { uploadFragment, type ByteLimiter } from "./fragment-upload.ts";
 
@@ -168,6 +169,13 @@ export class TransferQueue {
       });
   }
 
+  /** Why the archived copy of `fragment` can never arrive intact, if it cannot. */
+  async #damage(fragment: Fragment): Promise<VmtreeError | undefined> {
+    const sha256 = await sha256Of(this.#options.archive.pathOf(fragment.id));
+    if (sha256 === fragment.sha256) return undefined;
+    return new VmtreeError("data_loss", `fragment ${fragment.id} is damaged here: its file's SHA-256 is ${sha256}, not the ${fragment.sha256} recorded when it was registered`);
+  }
+
   #laneOf(priority: Priority): PQueue {
     return priority === "incident" ? this.#lanes.incident : this.#lanes.other;
   }
@@ -225,6 +233,11 @@ export class TransferQueue {
         // scheduled, was passed over by that link's scheduleAll; the loop's test decides.
         if (signal.aborted) continue;
         if (error.code === "not_found" || (error.code === "data_loss" && error.message.includes("is shorter than"))) return this.#fail(job, error);
+        // The parent found the whole file wrong: sending it again helps only if the copy here is sound.
+        if (error.code === "data_loss") {
+          const damage = await this.#damage(held.fragment);
+          if (damage) return this.#fail(job, damage);
+        }
         this.#options.log.warn("fragment upload failed; retrying", { fragment: fragmentId, attempt: job.attempts, reason: error.message });
         await delay(backoff.next(), signal).catch(() => undefined);
       } finally {

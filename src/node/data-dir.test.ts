@@ -78,6 +78,14 @@ describe("parseNodeConfig", () => {
   it("refuses bad optional fields", () => {
     expect(refusal(withField({ advertise: "x" }))).toBe(`${FILE} field advertise: expected HOST:PORT with a real port, like 127.0.0.1:7443, got "x"; ${REMEDY}`);
     expect(refusal(withField({ storeId: 5 }))).toBe(`${FILE} field storeId: expected 32 hexadecimal digits, got 5; ${REMEDY}`);
-    expect(refusal(withField({ auditRetentionDays: -1 }))).toBe(`${FILE} field auditRetentionDays: expected a positive number of days, got -1; ${REMEDY}`);
+  });
+
+  it("refuses a bad setting, saying to correct that field rather than to restore or enrol again", () => {
+    const fix = "correct it, or remove it for the default";
+    expect(refusal(withField({ auditRetentionDays: -1 }))).toBe(`${FILE} field auditRetentionDays: expected a positive number of days, got -1; ${fix}`);
+    expect(refusal(withField({ bandwidth: "20MB" }))).toBe(
+      `${FILE} field bandwidth: expected a rate like 200Mbit, got "20MB" (bandwidth: units are bits per second: use kbit, Mbit or Gbit (8 Mbit = 1 MB/s), got \`20MB\`); ${fix}`,
+    );
+    expect(refusal(withField({ transferConcurrency: 33 }))).toBe(`${FILE} field transferConcurrency: expected an integer from 1 to 32, got 33; ${fix}`);
   });
 });

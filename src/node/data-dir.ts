@@ -121,6 +121,10 @@ export function parseNodeConfig(text: string, file: string): NodeConfig {
   const config = value as Record<string, unknown>;
   const field = (name: string, expected: string, got: unknown, why?: string): never =>
     refuse(`field ${name}: expected ${expected}, got ${describe(got)}${why ? ` (${why})` : ""}`);
+  // An operator's setting, not what enrolment wrote: fixing that one field is the remedy.
+  const setting = (name: string, expected: string, got: unknown, why?: string): never => {
+    throw new VmtreeError("failed_precondition", `${file} field ${name}: expected ${expected}, got ${describe(got)}${why ? ` (${why})` : ""}; correct it, or remove it for the default`);
+  };
   const siteId = (name: string, got: unknown): string => {
     if (typeof got !== "string") return field(name, "a site id like kz.ala", got);
     const checked = checkSiteId(got);
@@ -158,25 +162,25 @@ export function parseNodeConfig(text: string, file: string): NodeConfig {
   }
   const retention = config.auditRetentionDays;
   if (retention !== undefined && (typeof retention !== "number" || !Number.isFinite(retention) || retention <= 0)) {
-    field("auditRetentionDays", "a positive number of days", retention);
+    setting("auditRetentionDays", "a positive number of days", retention);
   }
   if (config.bandwidth !== undefined) {
     try {
       parseBandwidth(config.bandwidth as string, "bandwidth");
     } catch (error) {
-      field("bandwidth", "a rate like 200Mbit", config.bandwidth, VmtreeError.from(error).rawMessage);
+      setting("bandwidth", "a rate like 200Mbit", config.bandwidth, VmtreeError.from(error).rawMessage);
     }
   }
   if (config.bandwidthSchedule !== undefined) {
     try {
       parseSchedule(config.bandwidthSchedule, "bandwidthSchedule");
     } catch (error) {
-      field("bandwidthSchedule", "a list of {from, to, bandwidth}", config.bandwidthSchedule, VmtreeError.from(error).rawMessage);
+      setting("bandwidthSchedule", "a list of {from, to, bandwidth}", config.bandwidthSchedule, VmtreeError.from(error).rawMessage);
     }
   }
   const concurrency = config.transferConcurrency;
   if (concurrency !== undefined && (typeof concurrency !== "number" || !Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > MAX_TRANSFER_CONCURRENCY)) {
-    field("transferConcurrency", `an integer from 1 to ${MAX_TRANSFER_CONCURRENCY}`, concurrency);
+    setting("transferConcurrency", `an integer from 1 to ${MAX_TRANSFER_CONCURRENCY}`, concurrency);
   }
   return config as unknown as NodeConfig;
 }

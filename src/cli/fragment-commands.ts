@@ -37,7 +37,9 @@ export const fragmentsAddCommand: Command = {
   synopsis: "fragments add --data DIR --camera ID --file F --start T --end T [--incident] [--json]",
   summary:
     "Registers the recording F of camera ID from --start to --end in this site's archive (R-6.9): the\n" +
-    "node copies it, records its size and SHA-256, and prints its fragment id. An incident recording\n" +
+    "node takes it in (a hard link where it can, else a copy), records its size and SHA-256, and\n" +
+    "prints its fragment id. F must be a finished regular file: a recorder that rewrites it afterwards\n" +
+    "damages the archived fragment (export and upload then refuse it). An incident recording\n" +
     "(--incident) goes up the tree at once and is kept 7 years (R-6.7, R-13). The same recording added\n" +
     "again changes nothing and says \"already present\".",
   async run(argv, out) {

@@ -70,11 +70,11 @@ class HandUpload {
   }
 }
 
-/** A fragment of `site` with `content`, described as its site would describe it. */
+/** An incident fragment of `site` with `content` (a child may send one unasked), described as its site would. */
 function describeFragment(site: string, camera: string, startIso: string, content: Buffer): Fragment {
   const fragment: Fragment = {
     id: "", site, camera_id: camera, start_ms: ms(startIso), end_ms: ms(startIso) + 60_000, size: content.byteLength,
-    sha256: createHash("sha256").update(content).digest("hex"), incident: false, file_name: "hand.bin", added_ms: Date.now(),
+    sha256: createHash("sha256").update(content).digest("hex"), incident: true, file_name: "hand.bin", added_ms: Date.now(),
   };
   fragment.id = fragmentIdFor(fragment);
   return fragment;

@@ -128,7 +128,7 @@ describe("the fragments CLI on a three-level tree", () => {
       [kz, ["limit", "--site", "kz.ala.metro-01", "--bandwidth", "1Mbit"], "[invalid_argument] kz.ala.metro-01 is not an enrolled child of kz; set the cap on its parent"],
       [kz, ["fragments", "export", "--id", "f-00000000000000000000000000000000", "--out", join(files, "none.mp4")], "[not_found] fragment f-00000000000000000000000000000000 is not held here; `vmtree fragments list` shows those that are"],
       [kz, ["fragments", "export", "--id", id, "--out", join(files, "exported.mp4")], `[already_exists] ${join(files, "exported.mp4")} exists; choose another --out`],
-      [kz, ["fragments", "request", "--site", "kz", "--camera", "c1", "--from", "2026-11-20", "--to", "2026-11-21", "--reason", "r", "--requested-by", "w"], "[invalid_argument] --site kz is not below kz; request from one of its ancestors"],
+      [kz, ["fragments", "request", "--site", "kz", "--camera", "c1", "--from", "2026-11-20", "--to", "2026-11-21", "--reason", "r", "--requested-by", "w"], "[invalid_argument] --site kz is this node: its recordings are here already (vmtree fragments list)"],
     ];
     for (const [node, args, message] of cases) {
       const result = await node.cli(args);
@@ -182,7 +182,7 @@ describe("the fragments CLI on a stopped node", () => {
 
   it("transfers --watch - on a stopped node fails with exit 1 and leaves the store free for serve", async () => {
     const watched = await root.cli(["transfers", "--watch"]);
-    expect(watched).toMatchObject({ code: 1, stdout: "", stderr: `vmtree: [unavailable] the node of ${root.dir} is not running (no answer on its admin socket)\n` });
+    expect(watched).toMatchObject({ code: 1, stdout: "", stderr: `vmtree: [unavailable] the node of ${root.dir} is not running (no answer on its admin socket); start it with vmtree serve\n` });
     await root.serve();
     await root.stop();
   }, 60_000);

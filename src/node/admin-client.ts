@@ -38,7 +38,7 @@ export async function connectAdmin(dataDir: string, actor = localActor(), option
     client.close();
   }
   // A command that keeps going (a watch) would hold the store's lock and keep the node from starting.
-  if (options.runningOnly) throw new VmtreeError("unavailable", `the node of ${dataDir} is not running (no answer on its admin socket)`);
+  if (options.runningOnly) throw new VmtreeError("unavailable", `the node of ${dataDir} is not running (no answer on its admin socket); start it with vmtree serve`);
   // A one-off command reports through its own output; only warnings belong on stderr.
   const node = await VmtreeNode.open(dataDir, { logLevel: "warn" });
   return { ...createAdminHandlers(node.operations, actor), close: () => node.close() };

@@ -152,8 +152,11 @@ export class Fragments {
   async request(fields: Omit<FragmentRequest, "id" | "requester" | "requested_ms">): Promise<FragmentRequest> {
     const { site } = this.#options;
     assertSiteId(fields.site);
-    if (fields.site === site || !isInSubtree(fields.site, site)) {
-      throw new VmtreeError("invalid_argument", `--site ${fields.site} is not below ${site}; request from one of its ancestors`);
+    if (fields.site === site) {
+      throw new VmtreeError("invalid_argument", `--site ${site} is this node: its recordings are here already (vmtree fragments list)`);
+    }
+    if (!isInSubtree(fields.site, site)) {
+      throw new VmtreeError("invalid_argument", `--site ${fields.site} is not below ${site}: a node can request only from sites of its subtree`);
     }
     const request = checkRequest({ ...fields, id: await this.requests.nextId(site), requester: site, requested_ms: Date.now() }, "request");
     const via = await this.#route(request);

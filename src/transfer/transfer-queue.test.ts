@@ -147,6 +147,20 @@ describe("TransferQueue", () => {
     expect((await queue.list()).every((view) => view.state === "done")).toBe(true);
   });
 
+  it("TransferQueue - a fragment sent again (asked for once more) is listed once, as it ended last", async () => {
+    const parent = fakeParent();
+    const sent: TransferJob[] = [];
+    const queue = newQueue(sent);
+    queue.attach(parent.client);
+    const id = await addFragment("cam-1");
+    await queue.enqueue(id, "requested", "kz/1");
+    await until(() => sent.length === 1);
+    await queue.enqueue(id, "requested", "kz/2");
+    await until(() => sent.length === 2);
+    const views = await queue.list();
+    expect(views.map((view) => [view.fragmentId, view.requestId, view.state])).toEqual([[id, "kz/2", "done"]]);
+  });
+
   it("TransferQueue - a waiting job raised to a higher priority moves up to the end of that priority", async () => {
     const parent = fakeParent();
     const sent: TransferJob[] = [];

@@ -255,6 +255,9 @@ export class TransferQueue {
   }
 
   #remember(view: TransferView): void {
+    // A fragment sent again (asked for once more after it arrived) shows once, as it ended last.
+    const earlier = this.#done.findIndex((done) => done.fragmentId === view.fragmentId);
+    if (earlier >= 0) this.#done.splice(earlier, 1);
     this.#done.unshift(view);
     this.#done.length = Math.min(this.#done.length, DONE_KEPT);
   }

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -103,6 +103,28 @@ describe("video fragments", () => {
     await admin.kz.exportFragment({ id, out_path: out });
     expect((await readFile(out)).equals(content)).toBe(true);
     await admin.ala.setLinkLimit({ site: "kz.ala.metro-01", bits_per_second: 0 });
+  }, 60_000);
+
+  it("fragments - a recording damaged in the site's archive fails for good there, and the requester two hops up learns it as failed, with why", async () => {
+    const source = join(files, "rewritten.bin");
+    const content = randomBytes(600 * 1024);
+    await writeFile(source, content);
+    const added = await admin.metro.addFragment({ camera_id: "metro-01-cam-009", file_path: source, start_ms: ms("2026-11-23T10:00:00Z"), end_ms: ms("2026-11-23T10:01:00Z"), incident: false });
+    const id = added.fragment!.id;
+    // The recorder rewrites its file in place after registering it: the archive's hard link shares the change.
+    const damaged = Buffer.from(content);
+    damaged[1000] = damaged[1000]! ^ 0xff;
+    await writeFile(source, damaged);
+    const { request } = await admin.kz.requestFragments({ site: "kz.ala.metro-01", camera_id: "metro-01-cam-009", from_ms: ms("2026-11-23T10:00:00Z"), to_ms: ms("2026-11-23T10:01:00Z"), reason: "damage test", requested_by: "user:ivanov" });
+    const state = await waitFor(() => admin.kz.listFragmentRequests({}), (r) => r.requests.find((x) => x.request?.id === request!.id)?.state === "failed", 30_000, "the request failed at kz");
+    const sha256 = createHash("sha256").update(damaged).digest("hex");
+    expect(state.requests.find((x) => x.request?.id === request!.id)).toMatchObject({
+      state: "failed",
+      delivered: 0,
+      failures: [{ request_id: request!.id, fragment_id: id, message: `kz.ala.metro-01 cannot send it: fragment ${id} is damaged here: its file's SHA-256 is ${sha256}, not the ${added.fragment!.sha256} recorded when it was registered` }],
+    });
+    expect((await admin.metro.listTransfers({})).transfers.find((t) => t.fragment_id === id)).toMatchObject({ state: "failed", attempts: 1 });
+    expect(await heldAt(admin.kz, id)).toBe(false);
   }, 60_000);
 
   it("fragments - a cap on a child that is not a direct child is refused", async () => {

@@ -45,8 +45,12 @@ describe("fragment output", () => {
 
 describe("request output", () => {
   const delivered: FragmentRequestState = {
-    request, state: "delivered", delivered: 1,
+    request, state: "delivered", delivered: 1, failures: [],
     outcome: { request_id: "kz/1", state: "found", fragments: [fragment], message: "1 fragment(s) on their way", answered_ms: Date.parse("2026-12-04T07:10:01Z") },
+  };
+  const failed: FragmentRequestState = {
+    ...delivered, request: { ...request, id: "kz/3" }, state: "failed", delivered: 0,
+    failures: [{ request_id: "kz/3", fragment_id: fragment.id, message: "kz.ala.metro-01 cannot send it: damaged here", failed_ms: Date.parse("2026-12-04T07:11:00Z") }],
   };
 
   it("requestStateJson - the request, its state and the outcome with fragment ids", () => {
@@ -55,12 +59,14 @@ describe("request output", () => {
       reason: "incident report 17/2026", requested_by: "user:ivanov", requester: "kz", requested_at: "2026-12-04T07:10:00.000Z",
       state: "delivered", delivered: 1,
       outcome: { state: "found", fragments: ["f-0fdab0253ee4d551b4694cb26d13c083"], message: "1 fragment(s) on their way", answered_at: "2026-12-04T07:10:01.000Z" },
+      failures: [],
     });
-    expect(requestStateJson({ request, state: "pending", delivered: 0, outcome: undefined }).outcome).toBeNull();
+    expect(requestStateJson({ request, state: "pending", delivered: 0, outcome: undefined, failures: [] }).outcome).toBeNull();
+    expect(requestStateJson(failed).failures).toEqual([{ fragment_id: fragment.id, message: "kz.ala.metro-01 cannot send it: damaged here", failed_at: "2026-12-04T07:11:00.000Z" }]);
   });
 
   it("requestsText - what was asked, by whom, why, and the answer", () => {
-    expect(requestsText([delivered, { request: { ...request, id: "kz/2" }, state: "pending", delivered: 0, outcome: undefined }])).toBe(
+    expect(requestsText([delivered, { request: { ...request, id: "kz/2" }, state: "pending", delivered: 0, outcome: undefined, failures: [] }, failed])).toBe(
       "kz/1  delivered (1 of 1 delivered here)\n" +
       "  kz.ala.metro-01 camera metro-01-cam-001 from 2026-11-20T08:00:00Z to 2026-11-20T09:00:00Z\n" +
       "  requested by user:ivanov at 2026-12-04T07:10:00Z: incident report 17/2026\n" +
@@ -68,7 +74,12 @@ describe("request output", () => {
       "kz/2  pending\n" +
       "  kz.ala.metro-01 camera metro-01-cam-001 from 2026-11-20T08:00:00Z to 2026-11-20T09:00:00Z\n" +
       "  requested by user:ivanov at 2026-12-04T07:10:00Z: incident report 17/2026\n" +
-      "2 request(s)\n",
+      "kz/3  failed (0 of 1 delivered here)\n" +
+      "  kz.ala.metro-01 camera metro-01-cam-001 from 2026-11-20T08:00:00Z to 2026-11-20T09:00:00Z\n" +
+      "  requested by user:ivanov at 2026-12-04T07:10:00Z: incident report 17/2026\n" +
+      "  answered 2026-12-04T07:10:01Z: 1 fragment(s) on their way\n" +
+      `  could not be sent: ${fragment.id} at 2026-12-04T07:11:00Z: kz.ala.metro-01 cannot send it: damaged here\n` +
+      "3 request(s)\n",
     );
   });
 });

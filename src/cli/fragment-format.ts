@@ -68,6 +68,7 @@ export function requestStateJson(state: FragmentRequestState) {
     outcome: outcome
       ? { state: outcome.state, fragments: outcome.fragments.map((f) => f.id), message: outcome.message, answered_at: iso(outcome.answered_ms) }
       : null,
+    failures: state.failures.map((f) => ({ fragment_id: f.fragment_id, message: f.message, failed_at: iso(f.failed_ms) })),
   };
 }
 
@@ -85,12 +86,13 @@ export function requestsText(states: readonly FragmentRequestState[]): string {
   const blocks = states.map((state) => {
     const r = state.request!;
     const found = state.outcome?.fragments.length ?? 0;
-    const progress = state.state === "found" || state.state === "delivered" ? ` (${state.delivered} of ${found} delivered here)` : "";
+    const progress = ["found", "delivered", "failed"].includes(state.state) ? ` (${state.delivered} of ${found} delivered here)` : "";
     return (
       `${r.id}  ${state.state}${progress}\n` +
       `  ${r.site} camera ${printable(r.camera_id)} from ${shortIso(r.from_ms)} to ${shortIso(r.to_ms)}\n` +
       `  requested by ${printable(r.requested_by)} at ${shortIso(r.requested_ms)}: ${printable(r.reason)}\n` +
-      (state.outcome ? `  answered ${shortIso(state.outcome.answered_ms)}: ${printable(state.outcome.message)}\n` : "")
+      (state.outcome ? `  answered ${shortIso(state.outcome.answered_ms)}: ${printable(state.outcome.message)}\n` : "") +
+      state.failures.map((f) => `  could not be sent: ${f.fragment_id} at ${shortIso(f.failed_ms)}: ${printable(f.message)}\n`).join("")
     );
   });
   return `${blocks.join("")}${states.length} request(s)\n`;

@@ -1,7 +1,7 @@
 import type { ClientDuplexStream, ServerDuplexStream } from "@grpc/grpc-js";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { VmtreeError } from "../errors.ts";
-import type { FragmentRequestOutcome, LinkLimit } from "../gen/vmtree/v1/fragment.ts";
+import type { FragmentFailure, FragmentRequestOutcome, LinkLimit } from "../gen/vmtree/v1/fragment.ts";
 import type { ParentServiceClient, SyncCommandsRequest, SyncCommandsResponse } from "../gen/vmtree/v1/link.ts";
 import type { RequestRecord } from "../transfer/fragment-requests.ts";
 import type { Fragments } from "../transfer/fragments.ts";
@@ -37,8 +37,10 @@ export async function serveCommands(call: ServerDuplexStream<SyncCommandsRequest
     await send({ command: { $case: "link_limit", value: await limits.get(child) } });
     for (const record of await fragments.requests.pendingFor(child)) await send({ command: { $case: "fragment_request", value: record.request } });
     await eachMessage<SyncCommandsRequest>(call, async (message) => {
-      if (message.reply?.$case !== "outcome") throw new VmtreeError("invalid_argument", "a command reply carries an outcome");
-      await fragments.fromChild(child, message.reply.value);
+      const reply = message.reply;
+      if (reply?.$case === "outcome") await fragments.fromChild(child, reply.value);
+      else if (reply?.$case === "failure") await fragments.failedAtChild(child, reply.value);
+      else throw new VmtreeError("invalid_argument", "a command reply carries an outcome or a failure");
     });
     call.end();
   } finally {
@@ -73,8 +75,18 @@ export async function followCommands(client: ParentServiceClient, options: Follo
       if (!call.write({ reply: { $case: "outcome", value: outcome } })) await waitForDrain(call);
     });
   const onAnswered = (record: RequestRecord) => void (record.fromParent && record.outcome && sendOutcome(record.outcome).catch(() => undefined));
+  const sendFailure = (failure: FragmentFailure) =>
+    writes.run(async () => {
+      if (!call.write({ reply: { $case: "failure", value: failure } })) await waitForDrain(call);
+    });
+  const onFailed = (record: RequestRecord, failure: FragmentFailure) => void (record.fromParent && sendFailure(failure).catch(() => undefined));
   fragments.requests.on("answered", onAnswered);
+  fragments.requests.on("failed", onFailed);
   try {
+    // Failures noted while the link was down; the parent ignores those it knows.
+    for (const record of await fragments.requests.list()) {
+      if (record.fromParent) for (const failure of record.failures ?? []) await sendFailure(failure);
+    }
     await eachMessage<SyncCommandsResponse>(call, async (message) => {
       const command = message.command;
       if (command?.$case === "link_limit") {
@@ -94,6 +106,7 @@ export async function followCommands(client: ParentServiceClient, options: Follo
     throw new VmtreeError("unavailable", "the parent ended the command stream");
   } finally {
     fragments.requests.off("answered", onAnswered);
+    fragments.requests.off("failed", onFailed);
     signal.removeEventListener("abort", onAbort);
     call.cancel();
   }

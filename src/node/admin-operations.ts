@@ -122,7 +122,7 @@ export class AdminOperations {
   /** The fragment requests this node made or passed on. */
   listFragmentRequests(actor: string): Promise<FragmentRequestState[]> {
     return this.#audited(actor, "fragment.requests", this.#node.config.site, async () =>
-      (await this.#node.fragments.requests.list()).map((r) => ({ request: r.request, state: r.state, outcome: r.outcome, delivered: r.delivered.length })),
+      (await this.#node.fragments.requests.list()).map((r) => ({ request: r.request, state: r.state, outcome: r.outcome, delivered: r.delivered.length, failures: r.failures ?? [] })),
     (states) => ({ requests: states.length }));
   }
 

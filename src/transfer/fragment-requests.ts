@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { VmtreeError } from "../errors.ts";
-import type { FragmentRequest, FragmentRequestOutcome } from "../gen/vmtree/v1/fragment.ts";
+import type { FragmentFailure, FragmentRequest, FragmentRequestOutcome } from "../gen/vmtree/v1/fragment.ts";
 import { checkSiteId, isInSubtree } from "../pki/site-id.ts";
 import type { NodeStore } from "../store/node-store.ts";
 import { checkFragment, isTime } from "./fragment-meta.ts";
@@ -12,7 +12,7 @@ export const MAX_REQUESTED_BY_CHARS = 200;
 const MAX_OUTCOME_FRAGMENTS = 10_000;
 const PRINTABLE = /^[^\u0000-\u001f\u007f]*$/;
 
-export type RequestState = "pending" | "found" | "not_found" | "delivered";
+export type RequestState = "pending" | "found" | "not_found" | "delivered" | "failed";
 
 /** A request this node made or passed on. */
 export interface RequestRecord {
@@ -25,14 +25,16 @@ export interface RequestRecord {
   outcome?: FragmentRequestOutcome;
   /** Fragments of the outcome held here. */
   delivered: string[];
+  /** Fragments of the outcome that could not be sent up, for good; absent in records from before. */
+  failures?: FragmentFailure[];
 }
 
 /**
  * The fragment requests a node made or passed on (R-28), kept at least 24 months with
- * their outcomes (R-30). Emits `routed` (a record to send to its `via` child) and
- * `answered` (a record whose outcome is known).
+ * their outcomes (R-30). Emits `routed` (a record to send to its `via` child), `answered`
+ * (a record whose outcome is known) and `failed` (a fragment of it that could not be sent).
  */
-export class FragmentRequests extends EventEmitter<{ routed: [RequestRecord]; answered: [RequestRecord] }> {
+export class FragmentRequests extends EventEmitter<{ routed: [RequestRecord]; answered: [RequestRecord]; failed: [RequestRecord, FragmentFailure] }> {
   readonly #records;
   readonly #counter;
 
@@ -93,6 +95,22 @@ export class FragmentRequests extends EventEmitter<{ routed: [RequestRecord]; an
     return record;
   }
 
+  /**
+   * Notes that a fragment of a request's "found" outcome could not be sent up, for good; a
+   * fragment unknown to the outcome, or failed before, changes nothing.
+   */
+  async fail(failure: FragmentFailure): Promise<RequestRecord | undefined> {
+    const record = await this.#records.get(failure.request_id);
+    if (!record?.outcome?.fragments.some((f) => f.id === failure.fragment_id)) return record;
+    const failures = record.failures ?? [];
+    if (failures.some((f) => f.fragment_id === failure.fragment_id)) return record;
+    record.failures = [...failures, failure];
+    record.state = stateOf(record);
+    await this.#records.put(record.request.id, record);
+    this.emit("failed", record, failure);
+    return record;
+  }
+
   /** Deletes requests made before `beforeMs`; returns them. */
   async expire(beforeMs: number): Promise<RequestRecord[]> {
     const old = (await this.list()).filter((r) => r.request.requested_ms < beforeMs);
@@ -104,8 +122,10 @@ export class FragmentRequests extends EventEmitter<{ routed: [RequestRecord]; an
 function stateOf(record: RequestRecord): RequestState {
   if (!record.outcome) return "pending";
   if (record.outcome.state === "not_found") return "not_found";
+  const failed = new Set((record.failures ?? []).map((f) => f.fragment_id));
   const wanted = record.outcome.fragments.map((f) => f.id);
-  return wanted.every((id) => record.delivered.includes(id)) ? "delivered" : "found";
+  if (!wanted.every((id) => record.delivered.includes(id) || failed.has(id))) return "found";
+  return failed.size > 0 ? "failed" : "delivered";
 }
 
 /** Checks a request received from a parent or a caller. */
@@ -125,6 +145,16 @@ export function checkRequest(request: FragmentRequest | undefined, where: string
   if (!isInSubtree(request.site, request.requester) || request.site === request.requester) bad("site", request.site, `a site below ${request.requester}`);
   if (!isTime(request.requested_ms)) bad("requested_ms", request.requested_ms, "a time");
   return request;
+}
+
+/** Checks a failure received from a child for a fragment of a request routed to it. */
+export function checkFailure(failure: FragmentFailure, record: RequestRecord | undefined, child: string): FragmentFailure {
+  const where = `failure of request ${JSON.stringify(failure.request_id.slice(0, 160))} from ${child}`;
+  if (!record || record.via !== child) throw new VmtreeError("permission_denied", `${where}: no such request was routed to ${child}`);
+  if (!record.outcome?.fragments.some((f) => f.id === failure.fragment_id)) throw new VmtreeError("invalid_argument", `${where}: fragment ${JSON.stringify(failure.fragment_id.slice(0, 80))} is not of its outcome`);
+  if (failure.message.trim() === "" || failure.message.length > MAX_REASON_CHARS || !PRINTABLE.test(failure.message)) throw new VmtreeError("invalid_argument", `${where}: the message is not 1 to ${MAX_REASON_CHARS} printable characters`);
+  if (!isTime(failure.failed_ms)) throw new VmtreeError("invalid_argument", `${where}: failed_ms ${failure.failed_ms} is not a time`);
+  return failure;
 }
 
 /** Checks an outcome received from a child for a request routed to it. */

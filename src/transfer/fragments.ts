@@ -4,14 +4,14 @@ import { copyFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { VmtreeError } from "../errors.ts";
-import type { Fragment, FragmentRequest, FragmentRequestOutcome } from "../gen/vmtree/v1/fragment.ts";
+import type { Fragment, FragmentFailure, FragmentRequest, FragmentRequestOutcome } from "../gen/vmtree/v1/fragment.ts";
 import type { ParentServiceClient } from "../gen/vmtree/v1/link.ts";
 import { assertSiteId, isInSubtree } from "../pki/site-id.ts";
 import type { NodeStore } from "../store/node-store.ts";
 import type { Logger } from "../util/log.ts";
 import { FragmentArchive, sha256Of, type HeldFragment, type PartialUpload } from "./fragment-archive.ts";
 import { checkFragment, fragmentIdFor, isTime, recorderFileName, type Priority } from "./fragment-meta.ts";
-import { checkOutcome, checkRequest, FragmentRequests, type RequestRecord } from "./fragment-requests.ts";
+import { checkFailure, checkOutcome, checkRequest, FragmentRequests, MAX_REASON_CHARS, type RequestRecord } from "./fragment-requests.ts";
 import type { ByteLimiter } from "./fragment-upload.ts";
 import { TransferQueue, type TransferView } from "./transfer-queue.ts";
 import { UploadReceiver } from "./upload-receiver.ts";
@@ -76,7 +76,11 @@ export class Fragments {
           concurrency: options.concurrency,
           log: options.log.child("transfers"),
           onSent: (job) => this.#audit("node", "fragment.send", job.fragmentId, "ok", { to: options.parentSite, priority: job.priority, request: job.requestId, attempts: job.attempts, resent_bytes: job.resent }),
-          onFailed: (job, reason) => this.#audit("node", "fragment.send", job.fragmentId, "failed", { to: options.parentSite, reason: reason.rawMessage }),
+          onFailed: async (job, reason) => {
+            await this.#audit("node", "fragment.send", job.fragmentId, "failed", { to: options.parentSite, reason: reason.rawMessage });
+            // The requester would wait for ever for a fragment that can never come.
+            if (job.requestId) await this.requests.fail({ request_id: job.requestId, fragment_id: job.fragmentId, message: `${options.site} cannot send it: ${reason.rawMessage}`.slice(0, MAX_REASON_CHARS), failed_ms: Date.now() });
+          },
         })
       : undefined;
   }
@@ -208,6 +212,18 @@ export class Fragments {
       await this.#audit(`site:${child}`, "fragment.request.answer", outcome.request_id, outcome.state === "found" ? "ok" : "refused", { state: outcome.state, fragments: outcome.fragments.length, message: outcome.message });
     }
     return updated?.fromParent ? updated : undefined;
+  }
+
+  /** A fragment of a request routed to `child` could not be sent up; relayed on up when the parent asked. */
+  async failedAtChild(child: string, failure: FragmentFailure): Promise<void> {
+    const record = await this.requests.get(failure.request_id);
+    checkFailure(failure, record, child);
+    // It arrived here after all (an earlier attempt): nothing failed for this node's requester.
+    if (record!.delivered.includes(failure.fragment_id)) return;
+    const updated = await this.requests.fail(failure);
+    if (updated && !updated.fromParent) {
+      await this.#audit(`site:${child}`, "fragment.request.fail", failure.request_id, "failed", { fragment: failure.fragment_id, message: failure.message });
+    }
   }
 
   /** Uploads to the parent and from children, for `vmtree transfers`. */

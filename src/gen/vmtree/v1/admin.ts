@@ -19,7 +19,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { AuditEntry } from "./audit.js";
-import { Fragment, FragmentRequest, FragmentRequestOutcome, LinkLimit } from "./fragment.js";
+import { Fragment, FragmentFailure, FragmentRequest, FragmentRequestOutcome, LinkLimit } from "./fragment.js";
 import { Camera } from "./inventory.js";
 import { Revocation } from "./link.js";
 import { PolicySet, PolicyVersion } from "./policy.js";
@@ -367,13 +367,18 @@ export interface FragmentRequestState {
   request:
     | FragmentRequest
     | undefined;
-  /** "pending" (not yet answered), "found", "not_found", or "delivered" (every fragment found is held here). */
+  /**
+   * "pending" (not yet answered), "found", "not_found", "delivered" (every fragment found is held
+   * here), or "failed" (every fragment found is held here or could not be sent, some could not).
+   */
   state: string;
   outcome:
     | FragmentRequestOutcome
     | undefined;
   /** Fragments of the outcome held here. */
   delivered: number;
+  /** Fragments of the outcome that could not be sent up, and why. */
+  failures: FragmentFailure[];
 }
 
 export interface ListFragmentRequestsResponse {
@@ -4649,7 +4654,7 @@ export const ListFragmentRequestsRequest: MessageFns<ListFragmentRequestsRequest
 };
 
 function createBaseFragmentRequestState(): FragmentRequestState {
-  return { request: undefined, state: "", outcome: undefined, delivered: 0 };
+  return { request: undefined, state: "", outcome: undefined, delivered: 0, failures: [] };
 }
 
 export const FragmentRequestState: MessageFns<FragmentRequestState> = {
@@ -4665,6 +4670,9 @@ export const FragmentRequestState: MessageFns<FragmentRequestState> = {
     }
     if (message.delivered !== 0) {
       writer.uint32(32).uint32(message.delivered);
+    }
+    for (const v of message.failures) {
+      FragmentFailure.encode(v!, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -4714,6 +4722,14 @@ export const FragmentRequestState: MessageFns<FragmentRequestState> = {
             message.delivered = reader.uint32();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.failures.push(FragmentFailure.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4732,6 +4748,9 @@ export const FragmentRequestState: MessageFns<FragmentRequestState> = {
       state: isSet(object.state) ? globalThis.String(object.state) : "",
       outcome: isSet(object.outcome) ? FragmentRequestOutcome.fromJSON(object.outcome) : undefined,
       delivered: isSet(object.delivered) ? globalThis.Number(object.delivered) : 0,
+      failures: globalThis.Array.isArray(object?.failures)
+        ? object.failures.map((e: any) => FragmentFailure.fromJSON(e))
+        : [],
     };
   },
 
@@ -4748,6 +4767,9 @@ export const FragmentRequestState: MessageFns<FragmentRequestState> = {
     }
     if (message.delivered !== 0) {
       obj.delivered = Math.round(message.delivered);
+    }
+    if (message.failures?.length) {
+      obj.failures = message.failures.map((e) => FragmentFailure.toJSON(e));
     }
     return obj;
   },

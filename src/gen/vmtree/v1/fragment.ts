@@ -59,6 +59,18 @@ export interface FragmentRequestOutcome {
   answered_ms: number;
 }
 
+/**
+ * A fragment of a "found" outcome that its node could not send up, for good (its archived
+ * copy is damaged, or gone): relayed up to the requester so that it does not wait for ever.
+ */
+export interface FragmentFailure {
+  request_id: string;
+  fragment_id: string;
+  /** Why, for the operator (at most 1000 printable characters). */
+  message: string;
+  failed_ms: number;
+}
+
 /** The bandwidth a parent allows for fragments on a child's link. */
 export interface LinkLimit {
   /** Bits per second; 0 lifts the parent's cap. */
@@ -666,6 +678,123 @@ export const FragmentRequestOutcome: MessageFns<FragmentRequestOutcome> = {
     }
     if (message.answered_ms !== 0) {
       obj.answeredMs = Math.round(message.answered_ms);
+    }
+    return obj;
+  },
+};
+
+function createBaseFragmentFailure(): FragmentFailure {
+  return { request_id: "", fragment_id: "", message: "", failed_ms: 0 };
+}
+
+export const FragmentFailure: MessageFns<FragmentFailure> = {
+  encode(message: FragmentFailure, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.request_id !== "") {
+      writer.uint32(10).string(message.request_id);
+    }
+    if (message.fragment_id !== "") {
+      writer.uint32(18).string(message.fragment_id);
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
+    }
+    if (message.failed_ms !== 0) {
+      writer.uint32(32).int64(message.failed_ms);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FragmentFailure {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFragmentFailure();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.request_id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.fragment_id = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.failed_ms = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FragmentFailure {
+    return {
+      request_id: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      fragment_id: isSet(object.fragmentId)
+        ? globalThis.String(object.fragmentId)
+        : isSet(object.fragment_id)
+        ? globalThis.String(object.fragment_id)
+        : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      failed_ms: isSet(object.failedMs)
+        ? globalThis.Number(object.failedMs)
+        : isSet(object.failed_ms)
+        ? globalThis.Number(object.failed_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: FragmentFailure): unknown {
+    const obj: any = {};
+    if (message.request_id !== "") {
+      obj.requestId = message.request_id;
+    }
+    if (message.fragment_id !== "") {
+      obj.fragmentId = message.fragment_id;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.failed_ms !== 0) {
+      obj.failedMs = Math.round(message.failed_ms);
     }
     return obj;
   },

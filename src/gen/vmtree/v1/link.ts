@@ -22,6 +22,7 @@ import {
 } from "@grpc/grpc-js";
 import { AuditEntry, AuditHead } from "./audit.js";
 import {
+  FragmentFailure,
   FragmentRequest,
   FragmentRequestOutcome,
   LinkLimit,
@@ -35,9 +36,9 @@ export const protobufPackage = "vmtree.v1";
 
 export const protobufFileName = "vmtree/v1/link.proto";
 
-/** Child to parent on SyncCommands: answers to requests. */
+/** Child to parent on SyncCommands: answers to requests, and fragments that could not be sent. */
 export interface SyncCommandsRequest {
-  reply: { $case: "outcome"; value: FragmentRequestOutcome } | undefined;
+  reply: { $case: "outcome"; value: FragmentRequestOutcome } | { $case: "failure"; value: FragmentFailure } | undefined;
 }
 
 /** Parent to child on SyncCommands. */
@@ -165,6 +166,9 @@ export const SyncCommandsRequest: MessageFns<SyncCommandsRequest> = {
       case "outcome":
         FragmentRequestOutcome.encode(message.reply.value, writer.uint32(10).fork()).join();
         break;
+      case "failure":
+        FragmentFailure.encode(message.reply.value, writer.uint32(18).fork()).join();
+        break;
     }
     return writer;
   },
@@ -190,6 +194,14 @@ export const SyncCommandsRequest: MessageFns<SyncCommandsRequest> = {
             message.reply = { $case: "outcome", value: FragmentRequestOutcome.decode(reader, reader.uint32()) };
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reply = { $case: "failure", value: FragmentFailure.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -206,6 +218,8 @@ export const SyncCommandsRequest: MessageFns<SyncCommandsRequest> = {
     return {
       reply: isSet(object.outcome)
         ? { $case: "outcome", value: FragmentRequestOutcome.fromJSON(object.outcome) }
+        : isSet(object.failure)
+        ? { $case: "failure", value: FragmentFailure.fromJSON(object.failure) }
         : undefined,
     };
   },
@@ -214,6 +228,8 @@ export const SyncCommandsRequest: MessageFns<SyncCommandsRequest> = {
     const obj: any = {};
     if (message.reply?.$case === "outcome") {
       obj.outcome = FragmentRequestOutcome.toJSON(message.reply.value);
+    } else if (message.reply?.$case === "failure") {
+      obj.failure = FragmentFailure.toJSON(message.reply.value);
     }
     return obj;
   },

@@ -9,7 +9,7 @@ import { NodeStore } from "../store/node-store.ts";
 import { createLogger } from "../util/log.ts";
 import { FragmentArchive } from "./fragment-archive.ts";
 import { fragmentIdFor, type Priority } from "./fragment-meta.ts";
-import { TransferQueue, type TransferJob } from "./transfer-queue.ts";
+import { rateOf, TransferQueue, type TransferJob } from "./transfer-queue.ts";
 
 const NOW = Date.UTC(2026, 11, 4, 8, 0, 0);
 
@@ -110,6 +110,16 @@ async function until(done: () => boolean): Promise<void> {
   while (!done() && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
   expect(done(), String(done)).toBe(true);
 }
+
+describe("rateOf", () => {
+  it("rateOf - spans at least a second, and up to now: no rate above the cap at the start, none frozen between chunks", () => {
+    const samples = [{ ms: 10_000, bytes: 0 }, { ms: 10_100, bytes: 262_144 }];
+    expect(rateOf(samples, 10_500)).toBe(262_144);
+    expect(rateOf(samples, 12_000)).toBe(131_072);
+    expect(rateOf([{ ms: 10_000, bytes: 0 }], 12_000)).toBe(0);
+    expect(rateOf([], 12_000)).toBe(0);
+  });
+});
 
 describe("TransferQueue", () => {
   it("TransferQueue - incidents start at once, beside a routine upload that holds the one place; requested go before routine, first come first within each (R-7.1)", async () => {

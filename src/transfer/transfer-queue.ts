@@ -43,6 +43,7 @@ export const MAX_TRANSFER_CONCURRENCY = 32;
 /** Jobs made by this process so far; with `createdMs` it keeps jobs of one millisecond in order. */
 let jobsMade = 0;
 const RATE_WINDOW_MS = 5_000;
+const MIN_RATE_SPAN_MS = 1_000;
 const DONE_KEPT = 100;
 
 /** Options of {@link TransferQueue}. */
@@ -266,13 +267,18 @@ export class TransferQueue {
     const held = await this.#options.archive.get(job.fragmentId);
     const active = this.#active.get(job.fragmentId);
     const state: TransferView["state"] = job.failed ? "failed" : active ? "sending" : this.#client ? "queued" : "waiting";
-    return { ...job, total: held?.fragment.size ?? 0, state, rate: active ? rateOf(active.samples) : 0 };
+    return { ...job, total: held?.fragment.size ?? 0, state, rate: active ? rateOf(active.samples, Date.now()) : 0 };
   }
 }
 
-function rateOf(samples: readonly { ms: number; bytes: number }[]): number {
+/**
+ * Bytes per second acknowledged over the samples' span up to `now`, and over at least a
+ * second: chunks are acknowledged one at a time, and the first goes at once, so a shorter
+ * span would show a rate above the cap at the start and a rate frozen between chunks.
+ */
+export function rateOf(samples: readonly { ms: number; bytes: number }[], now: number): number {
   const first = samples[0];
   const last = samples.at(-1);
-  if (!first || !last || last.ms <= first.ms) return 0;
-  return ((last.bytes - first.bytes) * 1000) / (last.ms - first.ms);
+  if (!first || !last) return 0;
+  return ((last.bytes - first.bytes) * 1000) / Math.max(now - first.ms, MIN_RATE_SPAN_MS);
 }

@@ -160,7 +160,7 @@ export class AdminOperations {
         };
       }),
     ];
-    const cap = this.#node.linkCap.current();
+    const cap = await this.#node.linkCap.inForce();
     return { transfers, cap_bits_per_second: Number.isFinite(cap.bitsPerSecond) ? cap.bitsPerSecond : 0, cap_source: cap.source };
   }
 

@@ -83,6 +83,18 @@ describe("LinkCap", () => {
     expect(limiter.rate).toBe(8_000_000);
   });
 
+  it("LinkCap - on a node that is not serving, the cap in force includes the parent's last cap from the store, and the limiter is left alone", async () => {
+    clock = local(12, 0);
+    const served = await startCap({ configured: 64_000_000 });
+    await served.setByParent(3_000_000, clock);
+    served.close();
+    limiter.setRate(Infinity);
+    const offline = new LinkCap({ limiter, store, log: createLogger("test", "error"), now: () => clock, configured: 64_000_000 });
+    caps.push(offline);
+    expect(await offline.inForce()).toEqual({ bitsPerSecond: 3_000_000, source: "parent" });
+    expect(limiter.rate).toBe(Infinity);
+  });
+
   it("LinkCap - switches to the schedule's cap at the window's start, to the config's at its end, and the parent's lower cap still wins", async () => {
     clock = local(7, 59, 59, 900);
     const cap = await startCap({ configured: 100_000_000, schedule: SCHEDULE });

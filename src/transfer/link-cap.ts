@@ -31,6 +31,7 @@ export class LinkCap {
   readonly #section;
   #parentCap: number | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #started = false;
 
   constructor(options: LinkCapOptions) {
     this.#options = options;
@@ -39,8 +40,8 @@ export class LinkCap {
   }
 
   async start(): Promise<void> {
-    const saved = await this.#section.get(PARENT_KEY);
-    this.#parentCap = saved && saved.bits_per_second > 0 ? saved.bits_per_second : undefined;
+    await this.#load();
+    this.#started = true;
     this.#apply();
   }
 
@@ -53,6 +54,20 @@ export class LinkCap {
     await this.#section.put(PARENT_KEY, { bits_per_second: bitsPerSecond, set_ms: setMs });
     this.#parentCap = bitsPerSecond > 0 ? bitsPerSecond : undefined;
     this.#apply();
+  }
+
+  /**
+   * {@link current}, also on a node that is not serving (a CLI command on its store): then the
+   * parent's last cap is read from the store, since nothing has loaded it.
+   */
+  async inForce(): Promise<{ bitsPerSecond: number; source: CapSource }> {
+    if (!this.#started) await this.#load();
+    return this.current();
+  }
+
+  async #load(): Promise<void> {
+    const saved = await this.#section.get(PARENT_KEY);
+    this.#parentCap = saved && saved.bits_per_second > 0 ? saved.bits_per_second : undefined;
   }
 
   /** The cap in force, bits per second (Infinity for none), and where it comes from. */

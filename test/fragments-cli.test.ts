@@ -109,6 +109,7 @@ describe("the fragments CLI on a three-level tree", () => {
       [ala, ["limit", "--site", "kz.ala.metro-01", "--bandwidth", "20 furlongs"], "--bandwidth: expected a rate like 20Mbit, 500kbit or 1.5Gbit (bits per second), got `20 furlongs`"],
       [ala, ["limit", "--site", "kz.ala.metro-01", "--bandwidth", "20MB"], "--bandwidth: units are bits per second: use kbit, Mbit or Gbit (8 Mbit = 1 MB/s), got `20MB`"],
       [metro, [...add, "--start", "2026-11-20T08:15:04Z", "--end", "2026-11-20T08:15:00Z"], "expected --end at or after --start (2026-11-20T08:15:04.000Z), got `2026-11-20T08:15:00Z`"],
+      [metro, [...add, "--start", "2099-01-01T00:00:00Z", "--end", "2099-01-01T00:01:00Z"], "expected --end in the past (a recording that has ended), got `2099-01-01T00:01:00Z`"],
       [metro, [...add, "--start", "2026-11-20T08:15:00", "--end", "2026-11-20T08:15:04Z"], "expected --start like 2026-12-03 or 2026-12-03T10:00:00Z (a date-time needs Z or an offset), got `2026-11-20T08:15:00`"],
       [metro, ["fragments", "add", "--camera", "../cam", "--file", H264, "--start", "2026-11-20T08:15:00Z", "--end", "2026-11-20T08:15:04Z"], "expected --camera to be a camera id like metro-01-cam-001 (letters, digits, '.', '_', '-'; at most 64), got `../cam`"],
       [kz, [...request, "--requested-by", "user:ivanov"], "missing --reason"],

@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { assertSiteId } from "../pki/site-id.ts";
 import { formatBytes } from "../transfer/bandwidth.ts";
-import { isCameraId, isFragmentId } from "../transfer/fragment-meta.ts";
+import { isCameraId, isFragmentId, MAX_CLOCK_AHEAD_MS } from "../transfer/fragment-meta.ts";
 import { MAX_REASON_CHARS, MAX_REQUESTED_BY_CHARS } from "../transfer/fragment-requests.ts";
 import { parseTime, parseVerbArgs, required, UsageError } from "./args.ts";
 import { checkFlag, printHelp, withAdmin, type Command } from "./command.ts";
@@ -50,6 +50,9 @@ export const fragmentsAddCommand: Command = {
     if (values.help) return printHelp(this, out);
     const camera = cameraFlag(values);
     const { fromMs, toMs } = span(values, "start", "end");
+    if (toMs > Date.now() + MAX_CLOCK_AHEAD_MS) {
+      throw new UsageError(`expected --end in the past (a recording that has ended), got \`${values.end}\``);
+    }
     // The node may run with another working directory: it gets the path as the operator meant it.
     const request = { camera_id: camera, file_path: resolve(required(values, "file")), start_ms: fromMs, end_ms: toMs, incident: values.incident === true };
     const added = await withAdmin(required(values, "data"), (admin) => admin.addFragment(request));

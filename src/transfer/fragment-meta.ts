@@ -13,7 +13,8 @@ const FILE_NAME = /^[^/\\\u0000-\u001f\u007f]{1,255}$/;
 /** Largest fragment accepted: far above a recorder's segments, far below what breaks offsets. */
 export const MAX_FRAGMENT_BYTES = 64 * 1024 ** 3;
 /** How far ahead of this node's clock a recording's end may be: clocks of sites differ. */
-const MAX_CLOCK_AHEAD_MS = 86_400_000;
+/** How far ahead of this node's clock a recording may end: clocks of a site's machines differ. */
+export const MAX_CLOCK_AHEAD_MS = 86_400_000;
 /** Latest time accepted, about the year 2286: beyond it a timestamp is an error. */
 const MAX_TIME_MS = 10_000_000_000_000;
 

@@ -129,6 +129,7 @@ describe("the fragments CLI on a three-level tree", () => {
       [kz, ["limit", "--site", "kz.ala.metro-01", "--bandwidth", "1Mbit"], "[invalid_argument] kz.ala.metro-01 is not an enrolled child of kz; set the cap on its parent"],
       [kz, ["fragments", "export", "--id", "f-00000000000000000000000000000000", "--out", join(files, "none.mp4")], "[not_found] fragment f-00000000000000000000000000000000 is not held here; `vmtree fragments list` shows those that are"],
       [kz, ["fragments", "export", "--id", id, "--out", join(files, "exported.mp4")], `[already_exists] ${join(files, "exported.mp4")} exists; choose another --out`],
+      [kz, ["fragments", "export", "--id", id, "--out", join(files, "no-such-dir", "x.mp4")], `[failed_precondition] cannot write ${join(files, "no-such-dir", "x.mp4")}: ${join(files, "no-such-dir")} is not a directory; create it or choose another --out`],
       [kz, ["fragments", "request", "--site", "kz", "--camera", "c1", "--from", "2026-11-20", "--to", "2026-11-21", "--reason", "r", "--requested-by", "w"], "[invalid_argument] --site kz is this node: its recordings are here already (vmtree fragments list)"],
     ];
     for (const [node, args, message] of cases) {

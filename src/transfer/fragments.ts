@@ -138,6 +138,8 @@ export class Fragments {
     if (!held) throw new VmtreeError("not_found", `fragment ${id} is not held here; \`vmtree fragments list\` shows those that are`);
     if (!isAbsolute(outPath)) throw new VmtreeError("invalid_argument", `--out must be an absolute path, not ${outPath}`);
     if (await stat(outPath).then(() => true, () => false)) throw new VmtreeError("already_exists", `${outPath} exists; choose another --out`);
+    const folder = await stat(dirname(outPath)).catch(() => undefined);
+    if (!folder?.isDirectory()) throw new VmtreeError("failed_precondition", `cannot write ${outPath}: ${dirname(outPath)} is not a directory; create it or choose another --out`);
     const sha256 = await sha256Of(this.archive.pathOf(id));
     if (sha256 !== held.fragment.sha256) throw new VmtreeError("data_loss", `the archive's copy of fragment ${id} is damaged (SHA-256 ${sha256}, recorded ${held.fragment.sha256})`);
     // A fresh name, created exclusively: a copy never follows a link someone planted there.

@@ -20,6 +20,7 @@ describe("parseVerbArgs", () => {
 
   it("parseVerbArgs - a flag without its value says so", () => {
     expect(usageMessage(() => parseVerbArgs(["--data"], options, 0))).toBe("--data needs a value");
+    expect(usageMessage(() => parseVerbArgs(["--data", "-x"], options, 0))).toBe("--data needs a value; one that starts with `-` is written --data=VALUE");
   });
 
   it("parseVerbArgs - a stray argument is named", () => {

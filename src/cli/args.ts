@@ -31,7 +31,10 @@ function flagError(error: Error & { code?: string }, known: string[]): string {
   const flag = /'(-[^' ]+)/.exec(error.message)?.[1];
   const flags = known.map((name) => `--${name}`).join(", ");
   if (error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && flag) return `unknown flag \`${flag}\`; this command takes ${flags}`;
-  if (error.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && flag) return `${flag} needs a value`;
+  if (error.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && flag) {
+    // parseArgs also lands here for a value that starts with "-", which it takes for a flag.
+    return error.message.includes("ambiguous") ? `${flag} needs a value; one that starts with \`-\` is written ${flag}=VALUE` : `${flag} needs a value`;
+  }
   return error.message;
 }
 

@@ -47,6 +47,14 @@ async function twoNodeTree(childConfig: Record<string, unknown> = {}) {
   return { kz, ala, proxy, admin: { kz: await connectAdmin(kz.dir), ala: await connectAdmin(ala.dir) } };
 }
 
+/** Closes what {@link twoNodeTree} made, as far as it got, and every process and temp dir. */
+async function closeTree(tree: Awaited<ReturnType<typeof twoNodeTree>> | undefined): Promise<void> {
+  for (const a of Object.values(tree?.admin ?? {})) await a.close();
+  await tree?.proxy.close();
+  await killAll();
+  await removeTempDirs();
+}
+
 /** A file of random bytes and its SHA-256. */
 async function randomFile(dir: string, name: string, bytes: number): Promise<{ path: string; sha256: string }> {
   const path = join(dir, name);
@@ -86,12 +94,7 @@ describe("fragment flow: a cap change on a running transfer (R-6.19)", () => {
     tree = await twoNodeTree({ bandwidth: "64Mbit" });
   }, 90_000);
 
-  afterAll(async () => {
-    for (const a of Object.values(tree?.admin ?? {})) await a.close();
-    await tree?.proxy.close();
-    await killAll();
-    await removeTempDirs();
-  });
+  afterAll(() => closeTree(tree));
 
   it("fragments flow - lowering the parent's cap slows running transfers within a second; a lower config cap wins over the parent's (R-6.19)", async () => {
     const { admin, proxy } = tree;
@@ -164,12 +167,7 @@ describe("fragment flow: control traffic beside a saturating transfer (R-7.1)", 
     tree = await twoNodeTree();
   }, 90_000);
 
-  afterAll(async () => {
-    for (const a of Object.values(tree?.admin ?? {})) await a.close();
-    await tree?.proxy.close();
-    await killAll();
-    await removeTempDirs();
-  });
+  afterAll(() => closeTree(tree));
 
   /** Milliseconds from a camera import at kz.ala until kz lists the camera. */
   async function importLatency(): Promise<number> {

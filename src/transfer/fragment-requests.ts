@@ -6,6 +6,11 @@ import type { NodeStore } from "../store/node-store.ts";
 import { checkFragment, isTime } from "./fragment-meta.ts";
 
 const REQUEST_ID = /^[a-z0-9.-]{1,140}\/[0-9]{1,15}$/;
+
+/** True for a request id as its requester makes them: `<site>/<number>`. */
+export function isRequestId(text: string): boolean {
+  return REQUEST_ID.test(text);
+}
 const CAMERA_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const MAX_REASON_CHARS = 1_000;
 export const MAX_REQUESTED_BY_CHARS = 200;

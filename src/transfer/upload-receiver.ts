@@ -8,11 +8,10 @@ import { isInSubtree } from "../pki/site-id.ts";
 import { waitForDrain } from "../util/drain.ts";
 import type { FragmentArchive, HeldFragment, PartialUpload } from "./fragment-archive.ts";
 import { checkFragment, PRIORITIES, type Priority } from "./fragment-meta.ts";
-import type { FragmentRequests } from "./fragment-requests.ts";
+import { isRequestId, type FragmentRequests } from "./fragment-requests.ts";
 
 /** Largest chunk accepted: a sender's chunks are smaller, and one chunk is what a resume may send again. */
 export const MAX_CHUNK_BYTES = 1024 * 1024;
-const REQUEST_ID = /^[a-z0-9.-]{1,140}\/[0-9]{1,15}$/;
 /**
  * Unfinished uploads one child may have here: far more than it sends in parallel, and what
  * bounds the partial data a child can start and abandon (each kept until it expires).
@@ -199,7 +198,7 @@ function checkStart(start: { fragment?: Parameters<typeof checkFragment>[0]; pri
   const fragment = checkFragment(start.fragment, "upload");
   if (!isInSubtree(fragment.site, child)) throw new VmtreeError("permission_denied", `site ${child} may not upload fragment ${fragment.id} of ${fragment.site}, outside its subtree`);
   if (!(PRIORITIES as readonly string[]).includes(start.priority)) throw new VmtreeError("invalid_argument", `upload priority ${JSON.stringify(start.priority.slice(0, 40))} is not one of ${PRIORITIES.join(", ")}`);
-  if (start.request_id !== "" && !REQUEST_ID.test(start.request_id)) throw new VmtreeError("invalid_argument", `request id ${JSON.stringify(start.request_id.slice(0, 160))} is not a request id`);
+  if (start.request_id !== "" && !isRequestId(start.request_id)) throw new VmtreeError("invalid_argument", `request id ${JSON.stringify(start.request_id.slice(0, 160))} is not a request id`);
   return { fragment, priority: start.priority as Priority, requestId: start.request_id };
 }
 
